@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Real sockets on a 2-core machine: a few files at a time keeps timing honest.
+    maxWorkers: 2,
+  },
+});
