@@ -1,0 +1,141 @@
+// Header rewriting between client and upstream (SPEC §4). Works on flat raw-header arrays
+// ([name, value, name, value, …]) so names keep their case and repeated fields stay separate.
+
+/** Route header operations, compiled once at load: remove, then set (replace), then add. */
+export interface HeaderOps {
+  /** Lower-case names removed, including every name that `set` replaces. */
+  readonly drop: ReadonlySet<string>;
+  /** Flat [name, value, …] appended after the drop: the `set` entries then the `add` entries. */
+  readonly append: readonly string[];
+}
+
+/** Compiles `{set, add, remove}` into HeaderOps; undefined when there is nothing to do. */
+export function compileHeaderOps(
+  ops: { set?: Record<string, string>; add?: Record<string, string>; remove?: readonly string[] } | undefined,
+): HeaderOps | undefined {
+  if (ops === undefined) return undefined;
+  const drop = new Set<string>();
+  const append: string[] = [];
+  for (const name of ops.remove ?? []) drop.add(name.toLowerCase());
+  for (const [name, value] of Object.entries(ops.set ?? {})) {
+    drop.add(name.toLowerCase());
+    append.push(name, value);
+  }
+  for (const [name, value] of Object.entries(ops.add ?? {})) append.push(name, value);
+  if (drop.size === 0 && append.length === 0) return undefined;
+  return { drop, append };
+}
+
+// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (legacy) and Expect (Node answers
+// 100-continue itself; undici refuses to send it). Upgrade is handled by the WebSocket path.
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'http2-settings',
+]);
+
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
+      for (const t of raw[i + 1].split(',')) {
+        const name = t.trim().toLowerCase();
+        if (name !== '' && name !== 'close' && name !== 'keep-alive') (tokens ??= new Set()).add(name);
+      }
+    }
+  }
+  return tokens;
+}
+
+/** What the forwarded headers say about the client. */
+export interface ForwardInfo {
+  readonly clientIp: string;
+  /** Scheme the client used to reach waygate. */
+  readonly proto: string;
+  /** The Host the client asked for (as sent, port included). */
+  readonly host: string;
+  /** True when the peer is a trusted proxy, whose x-forwarded-* are kept and appended to. */
+  readonly trusted: boolean;
+  readonly requestId: string;
+}
+
+/**
+ * Returns the headers to send upstream: hop-by-hop fields removed, `x-forwarded-for` appended
+ * (or replaced when the peer is not trusted), `x-forwarded-proto`/`-host` and `x-request-id`
+ * set, then the route's operations applied. The original Host is kept.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], info: ForwardInfo, ops: HeaderOps | undefined): string[] {
+  const extra = connectionTokens(raw);
+  const out: string[] = [];
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'expect' || lower.startsWith('proxy-')) continue;
+    if (extra !== undefined && extra.has(lower)) continue;
+    if (lower.startsWith('x-forwarded-') || lower === 'forwarded') {
+      if (!info.trusted) continue;
+      if (lower === 'x-forwarded-for') {
+        xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;
+        continue;
+      }
+      if (lower === 'x-forwarded-proto') {
+        xfProto ??= raw[i + 1];
+        continue;
+      }
+      if (lower === 'x-forwarded-host') {
+        xfHost ??= raw[i + 1];
+        continue;
+      }
+    }
+    if (lower === 'x-request-id') continue;
+    if (ops !== undefined && ops.drop.has(lower)) continue;
+    out.push(name, raw[i + 1]);
+  }
+  out.push(
+    'x-forwarded-for', xff === undefined ? info.clientIp : `${xff}, ${info.clientIp}`,
+    'x-forwarded-proto', xfProto ?? info.proto,
+    'x-forwarded-host', xfHost ?? info.host,
+    'x-request-id', info.requestId,
+  );
+  if (ops !== undefined) return applyDropToTail(out, ops);
+  return out;
+}
+
+// Route ops may also replace or remove the headers waygate itself just added.
+function applyDropToTail(out: string[], ops: HeaderOps): string[] {
+  let result = out;
+  if (ops.drop.has('x-forwarded-for') || ops.drop.has('x-forwarded-proto') || ops.drop.has('x-forwarded-host') || ops.drop.has('x-request-id')) {
+    result = [];
+    for (let i = 0; i < out.length; i += 2) {
+      if (!ops.drop.has(out[i].toLowerCase())) result.push(out[i], out[i + 1]);
+    }
+  }
+  for (let i = 0; i < ops.append.length; i++) result.push(ops.append[i]);
+  return result;
+}
+
+/**
+ * Returns the headers to send to the client from an upstream's raw response headers:
+ * hop-by-hop fields removed, the route's operations applied, `x-request-id` set.
+ */
+export function clientResponseHeaders(raw: readonly (Buffer | string)[], ops: HeaderOps | undefined, requestId: string): string[] {
+  const strs: string[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i];
+    strs[i] = typeof v === 'string' ? v : v.toString('latin1');
+  }
+  const extra = connectionTokens(strs);
+  const out: string[] = [];
+  for (let i = 0; i < strs.length; i += 2) {
+    const lower = strs[i].toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || lower === 'x-request-id') continue;
+    if (extra !== undefined && extra.has(lower)) continue;
+    if (ops !== undefined && ops.drop.has(lower)) continue;
+    out.push(strs[i], strs[i + 1]);
+  }
+  if (ops !== undefined) for (let i = 0; i < ops.append.length; i++) out.push(ops.append[i]);
+  out.push('x-request-id', requestId);
+  return out;
+}

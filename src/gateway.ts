@@ -1,0 +1,248 @@
+// Builds the runtime from a validated config and owns its life: start, reload (an atomic swap
+// of the whole routing table), close (drain). The only module that reads config types.
+import type { Server } from 'node:http';
+import { BlockList, isIP } from 'node:net';
+import { createAdminServer } from './admin/admin.ts';
+import { roundRobin } from './balance/round-robin.ts';
+import type { ListenAddress } from './config/address.ts';
+import { formatConfigError, loadRoutesDir } from './config/load.ts';
+import type { ConfigError, RoutesConfig } from './config/load.ts';
+import type { PoolConfig, StaticConfig } from './config/schema.ts';
+import type { Logger } from './observe/logger.ts';
+import { compileAction } from './route/actions.ts';
+import type { RouteActionOptions } from './route/actions.ts';
+import { parsePattern } from './router/pattern.ts';
+import { Router } from './router/router.ts';
+import type { RouteSpec } from './router/router.ts';
+import { createHandler } from './server/handler.ts';
+import type { CompiledRoute, Runtime } from './server/handler.ts';
+import { closeGracefully, createHttpServer, listen } from './server/listener.ts';
+import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
+import { UpstreamPool } from './upstream/pool.ts';
+import { TargetRegistry } from './upstream/registry.ts';
+import type { Target } from './upstream/target.ts';
+
+/** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
+ * so waygate closes an idle connection before the upstream does and never writes into a closing one. */
+const UPSTREAM_KEEPALIVE_MS = 4000;
+
+/** What a gateway starts from. */
+export interface GatewayOptions {
+  config: StaticConfig;
+  routes: RoutesConfig;
+  log: Logger;
+  access: Logger | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The bound addresses ("host:port"), null for a listener that is off. */
+export interface BoundAddresses {
+  http: string | null;
+  https: string | null;
+  admin: string | null;
+}
+
+/** The outcome of a reload. */
+export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };
+
+/** Returns a predicate telling whether an address is in the trusted-proxies list. */
+export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolean {
+  if (cidrs.length === 0) return () => false;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(addr, type);
+    else list.addSubnet(addr, Number(bits), type);
+  }
+  return (ip) => {
+    const v = isIP(ip);
+    return v !== 0 && list.check(ip, v === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry): UpstreamPool {
+  const targets = pc.targets.map((t) => registry.obtain(name, t.url, t.weight));
+  return new UpstreamPool(name, targets, roundRobin, {
+    responseTimeout: pc.timeouts.response,
+    idleTimeout: pc.timeouts.idle,
+    retries: pc.retries,
+    retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
+    connect: { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS },
+  });
+}
+
+/** Compiles routes and pools into a runtime; returns it with every target it uses. */
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+  const pools = new Map<string, UpstreamPool>();
+  const targets = new Set<Target>();
+  for (const [name, pc] of routes.pools) {
+    const pool = poolFromConfig(name, pc, registry);
+    pools.set(name, pool);
+    for (const t of pool.targets) targets.add(t);
+  }
+  const specs: RouteSpec<CompiledRoute>[] = routes.routes.map((r, order) => {
+    const parsed = parsePattern(r.match.path);
+    const opts: RouteActionOptions = {
+      params: parsed.ok ? parsed.pattern.params : [],
+      stripPrefix: r.stripPrefix,
+      rewritePath: r.rewritePath,
+      requestHeaders: r.requestHeaders,
+      responseHeaders: r.responseHeaders,
+      pool: r.kind === 'pool' ? pools.get(r.pool) : undefined,
+      split: r.kind === 'split' ? r.split.map((s) => ({ pool: pools.get(s.pool)!, weight: s.weight })) : undefined,
+      redirect: r.kind === 'redirect' ? r.redirect : undefined,
+      respond: r.kind === 'respond' ? r.respond : undefined,
+    };
+    return {
+      name: r.name,
+      hosts: r.match.host.length > 0 ? r.match.host : undefined,
+      path: r.match.path,
+      methods: r.match.methods.length > 0 ? r.match.methods : undefined,
+      headers: r.match.headers,
+      cookies: r.match.cookies,
+      query: r.match.query,
+      priority: r.priority,
+      order,
+      value: { name: r.name, action: compileAction(opts) },
+    };
+  });
+  return { runtime: { router: new Router(specs), version }, targets, pools };
+}
+
+/** A running waygate: listeners, the routing table in force, and the target registry. */
+export class Gateway {
+  readonly #config: StaticConfig;
+  readonly #log: Logger;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #registry = new TargetRegistry();
+  readonly #servers: Server[] = [];
+  #runtime!: Runtime;
+  #ready = false;
+  #addresses: BoundAddresses = { http: null, https: null, admin: null };
+  #reloading: Promise<ReloadResult> | undefined;
+  #lastReload: { at: string; ok: boolean; errors: string[] } | undefined;
+
+  private constructor(o: GatewayOptions) {
+    this.#config = o.config;
+    this.#log = o.log;
+    this.#env = o.env ?? {};
+  }
+
+  /** Builds the runtime and binds every listener that is on; rejects (closing what was opened) on a bind error. */
+  static async start(o: GatewayOptions): Promise<Gateway> {
+    const g = new Gateway(o);
+    g.#install(o.routes, 1);
+    try {
+      await g.#listen(o.access);
+    } catch (err) {
+      await g.close(0);
+      throw err;
+    }
+    g.#ready = true;
+    return g;
+  }
+
+  /** The bound listener addresses. */
+  get addresses(): BoundAddresses {
+    return this.#addresses;
+  }
+
+  /** The routing table in force. */
+  get runtime(): Runtime {
+    return this.#runtime;
+  }
+
+  /** The last reload's time, result and errors; undefined before the first reload. */
+  get lastReload(): { at: string; ok: boolean; errors: string[] } | undefined {
+    return this.#lastReload;
+  }
+
+  #install(routes: RoutesConfig, version: number): void {
+    const built = buildRuntime(routes, this.#registry, version);
+    for (const [name, pc] of routes.pools) {
+      if (pc.balance !== 'round-robin') {
+        this.#log.warn({ pool: name, balance: pc.balance }, 'balance policy not implemented yet; using round-robin');
+      }
+    }
+    // The swap is one assignment: a request in flight keeps the runtime it captured.
+    this.#runtime = built.runtime;
+    this.#registry.retain(built.targets);
+  }
+
+  async #listen(access: Logger | undefined): Promise<void> {
+    const c = this.#config;
+    const http = c.listeners.http.address;
+    if (http !== null) {
+      const handler = createHandler({
+        scheme: 'http',
+        runtime: () => this.#runtime,
+        trusted: trustPredicate(c.trustedProxies),
+        access,
+        log: this.#log,
+      });
+      const server = createHttpServer(handler, {
+        clientHeader: c.timeouts.clientHeader,
+        clientIdle: c.timeouts.clientIdle,
+        maxHeaderSize: c.limits.maxHeaderSize,
+        maxConnections: c.limits.maxConnections,
+      });
+      this.#servers.push(server);
+      this.#addresses.http = await listen(server, http);
+    }
+    if (c.listeners.https.address !== null) {
+      // TLS termination arrives with the certificates work; say so rather than pretend.
+      this.#log.warn('the HTTPS listener is not available in this version; serving HTTP only');
+    }
+    const admin = c.admin.address;
+    if (admin !== null) {
+      const server = createAdminServer({ ready: () => this.#ready });
+      this.#servers.push(server);
+      this.#addresses.admin = await listen(server, admin as ListenAddress);
+    }
+  }
+
+  /**
+   * Reloads the routes directory: validates it whole and swaps it in atomically, or keeps the
+   * routes in force and returns the errors. Concurrent calls share one reload.
+   */
+  reload(): Promise<ReloadResult> {
+    this.#reloading ??= this.#doReload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #doReload(): Promise<ReloadResult> {
+    const at = new Date().toISOString();
+    const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
+    if (!loaded.ok) {
+      const errors = loaded.errors.map((e: ConfigError) => formatConfigError(e));
+      this.#lastReload = { at, ok: false, errors };
+      this.#log.error({ errors }, 'reload rejected; previous routes keep serving');
+      return { ok: false, errors };
+    }
+    const version = this.#runtime.version + 1;
+    try {
+      this.#install(loaded.value, version);
+    } catch (err) {
+      const errors = [(err as Error).message];
+      this.#lastReload = { at, ok: false, errors };
+      this.#log.error({ errors }, 'reload rejected; previous routes keep serving');
+      return { ok: false, errors };
+    }
+    this.#lastReload = { at, ok: true, errors: [] };
+    this.#log.info({ version, routes: this.#runtime.router.size }, 'routes reloaded');
+    return { ok: true, version };
+  }
+
+  /**
+   * Drains: stops accepting, lets in-flight requests finish for up to `graceMs`
+   * (`timeouts.shutdown` by default), then closes upstream connections. Resolves when done.
+   */
+  async close(graceMs: number = this.#config.timeouts.shutdown): Promise<void> {
+    this.#ready = false;
+    await Promise.all(this.#servers.map((s) => closeGracefully(s, graceMs)));
+    await this.#registry.closeAll();
+  }
+}

@@ -1,0 +1,152 @@
+// CLI (SPEC §1): flags and their environment twins → config → gateway; signals. The only
+// module that touches process.* (exit codes, argv, env, signals, stdio).
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isAddressError, parseAddress } from './config/address.ts';
+import type { ListenAddress } from './config/address.ts';
+import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/load.ts';
+import type { StaticConfig } from './config/schema.ts';
+import { Gateway } from './gateway.ts';
+import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
+import type { LogLevel } from './observe/logger.ts';
+
+const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
+               [--http ADDR] [--https ADDR] [--admin ADDR] [--workers N|auto]
+               [--log-level LEVEL] [--check]
+
+  ADDR is HOST:PORT, :PORT or PORT (0 picks a free port), or "off".
+  Every flag has an environment twin: WAYGATE_CONFIG, WAYGATE_ROUTES, WAYGATE_CERTS,
+  WAYGATE_HTTP, WAYGATE_HTTPS, WAYGATE_ADMIN, WAYGATE_WORKERS, WAYGATE_LOG_LEVEL.`;
+
+const FLAGS = {
+  config: { type: 'string' },
+  routes: { type: 'string' },
+  certs: { type: 'string' },
+  http: { type: 'string' },
+  https: { type: 'string' },
+  admin: { type: 'string' },
+  workers: { type: 'string' },
+  'log-level': { type: 'string' },
+  check: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+type FlagName = 'config' | 'routes' | 'certs' | 'http' | 'https' | 'admin' | 'workers' | 'log-level';
+
+function envName(flag: FlagName): string {
+  return 'WAYGATE_' + flag.toUpperCase().replace('-', '_');
+}
+
+/** Applies flag/env overrides to the static config; returns the error lines (empty when fine). */
+function applyOverrides(cfg: StaticConfig, get: (f: FlagName) => string | undefined): string[] {
+  const errors: string[] = [];
+  const source = (f: FlagName): string => (get(f) === undefined ? '' : `--${f}`);
+  const address = (f: 'http' | 'https' | 'admin', set: (a: ListenAddress | null) => void): void => {
+    const v = get(f);
+    if (v === undefined) return;
+    const r = parseAddress(v);
+    if (isAddressError(r)) errors.push(`${source(f)}: ${r.error}`);
+    else set(r);
+  };
+  address('http', (a) => (cfg.listeners.http.address = a));
+  address('https', (a) => (cfg.listeners.https.address = a));
+  address('admin', (a) => (cfg.admin.address = a));
+  const routes = get('routes');
+  if (routes !== undefined) cfg.routesDir = routes;
+  const certs = get('certs');
+  if (certs !== undefined) cfg.certsDir = certs;
+  const workers = get('workers');
+  if (workers !== undefined) {
+    if (workers === 'auto') cfg.workers = 'auto';
+    else if (/^[1-9]\d*$/.test(workers)) cfg.workers = Number(workers);
+    else errors.push(`--workers: expected a positive integer or "auto", got ${JSON.stringify(workers)}`);
+  }
+  const level = get('log-level');
+  if (level !== undefined) {
+    if ((LOG_LEVELS as readonly string[]).includes(level)) cfg.log.level = level as LogLevel;
+    else errors.push(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  }
+  return errors;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    process.stderr.write(`waygate: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (values.version === true) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(pkg.version + '\n');
+    return 0;
+  }
+  const get = (f: FlagName): string | undefined => {
+    const v = values[f];
+    if (typeof v === 'string') return v;
+    const e = process.env[envName(f)];
+    return e === undefined || e === '' ? undefined : e;
+  };
+
+  const explicitConfig = get('config');
+  const configFile = explicitConfig ?? (existsSync('waygate.yaml') ? 'waygate.yaml' : undefined);
+  const loaded = await loadStaticConfig(configFile, process.env);
+  if (!loaded.ok) return report(loaded.errors.map(formatConfigError), values.check === true);
+  const cfg = loaded.value;
+  const flagErrors = applyOverrides(cfg, get);
+  if (flagErrors.length > 0) return report(flagErrors, values.check === true);
+
+  const routes = await loadRoutesDir(cfg.routesDir, process.env);
+  if (!routes.ok) return report(routes.errors.map(formatConfigError), values.check === true);
+  if (values.check === true) {
+    for (const w of routes.warnings) process.stderr.write(`warning: ${w}\n`);
+    process.stdout.write('ok\n');
+    return 0;
+  }
+
+  const { log, access } = createLoggers({ level: cfg.log.level, access: cfg.log.access });
+  for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({ config: cfg, routes: routes.value, log, access, env: process.env });
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'failed to start');
+    log.flush();
+    process.stderr.write(`waygate: ${(err as Error).message}\n`);
+    return 1;
+  }
+  log.info(gateway.addresses, 'listening');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    void gateway.close().then(() => {
+      log.info('stopped');
+      log.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void gateway.reload());
+  return -1; // keep running
+}
+
+// --check prints its verdict on stdout (it is the command's output); a failed start goes to stderr.
+function report(lines: string[], check: boolean): number {
+  const out = check ? process.stdout : process.stderr;
+  for (const line of lines) out.write(line + '\n');
+  if (check) out.write(`${lines.length} error${lines.length === 1 ? '' : 's'}\n`);
+  return 1;
+}
+
+const code = await main(process.argv.slice(2));
+if (code >= 0) process.exitCode = code;

@@ -1,0 +1,207 @@
+// The request handler of the public listeners: request view → router → route action →
+// forwarder, with the access log written once when the response closes.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { GatewayError } from '../errors.ts';
+import type { UpstreamOutcome } from '../errors.ts';
+import { Forwarder } from '../forward/forwarder.ts';
+import type { ForwardObserver } from '../forward/forwarder.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { RouteAction } from '../route/actions.ts';
+import { normalizeHost } from '../router/host.ts';
+import { normalizePath, splitTarget } from '../router/path.ts';
+import { RequestView } from '../router/request-view.ts';
+import type { Router } from '../router/router.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
+import type { Target } from '../upstream/target.ts';
+import { sendError } from './respond.ts';
+
+/** A route as the request path needs it. */
+export interface CompiledRoute {
+  readonly name: string;
+  readonly action: RouteAction;
+}
+
+/** The routing table in force; swapped whole on reload, captured by each request at its start. */
+export interface Runtime {
+  readonly router: Router<CompiledRoute>;
+  readonly version: number;
+}
+
+/** What the handler needs from the gateway. */
+export interface HandlerOptions {
+  readonly scheme: 'http' | 'https';
+  readonly runtime: () => Runtime;
+  /** True when the peer address is a trusted proxy (its x-forwarded-* are kept). */
+  readonly trusted: (ip: string) => boolean;
+  readonly access: Logger | undefined;
+  readonly log: Logger;
+  /** Called for every finished upstream attempt (metrics and passive health hook in here). */
+  readonly onAttempt?: (pool: UpstreamPool, target: Target, outcome: UpstreamOutcome) => void;
+}
+
+// A client-supplied request id is kept only when it is short visible ASCII (it is echoed back
+// and logged, so it must not carry control bytes or grow the log without bound).
+const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
+
+/** Returns the peer address without the IPv4-mapped IPv6 prefix ("" when unknown). */
+export function peerAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** One request from arrival to the access-log line. */
+class Exchange implements ForwardObserver {
+  readonly #o: HandlerOptions;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #start = performance.now();
+  readonly #clientIp: string;
+  readonly #requestId: string;
+  #route: string | undefined;
+  #pool: UpstreamPool | undefined;
+  #forwarder: Forwarder | undefined;
+  #bytesOut = 0;
+
+  constructor(o: HandlerOptions, req: IncomingMessage, res: ServerResponse) {
+    this.#o = o;
+    this.#req = req;
+    this.#res = res;
+    this.#clientIp = peerAddress(req);
+    const incoming = req.headers['x-request-id'];
+    this.#requestId = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
+    res.once('close', () => this.#closed());
+  }
+
+  run(): void {
+    const req = this.#req;
+    let target = req.url ?? '/';
+    let hostHeader = req.headers.host;
+    const abs = ABSOLUTE_FORM.exec(target);
+    if (abs !== null) {
+      // RFC 9112 §3.2.2: with an absolute-form target the authority in it is the host.
+      hostHeader = abs[1];
+      target = abs[2] === '' ? '/' : abs[2];
+    }
+    if (target.charCodeAt(0) !== 47 || target.includes('#')) return this.fail(new GatewayError('bad_request', 'invalid request target'));
+    const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
+    if (host === undefined) return this.fail(new GatewayError('bad_request', 'invalid Host header'));
+    const { path: rawPath, query } = splitTarget(target);
+    const norm = normalizePath(rawPath);
+    if (!norm.ok) return this.fail(new GatewayError('bad_request', norm.reason));
+
+    const view = new RequestView(req.method ?? 'GET', host, norm.path, query, req.headers);
+    const match = this.#o.runtime().router.match(view);
+    if (match === undefined) return this.fail(new GatewayError('no_route', 'no route matched'));
+    this.#route = match.name;
+    const action = match.value.action;
+
+    switch (action.kind) {
+      case 'respond': {
+        const res = this.#res;
+        res.writeHead(action.status, [...action.headers, 'x-request-id', this.#requestId]);
+        this.#bytesOut = req.method === 'HEAD' ? 0 : action.body.length;
+        res.end(req.method === 'HEAD' ? undefined : action.body);
+        return;
+      }
+      case 'redirect': {
+        const port = hostPort(hostHeader) ?? String(req.socket.localPort ?? '');
+        const location = action.location({
+          scheme: this.#o.scheme,
+          host,
+          port,
+          path: norm.path,
+          query: query === '' ? '' : '?' + query,
+          params: match.params,
+        });
+        const headers = ['location', location, 'content-length', '0', 'x-request-id', this.#requestId];
+        const ops = action.responseOps;
+        if (ops !== undefined) headers.push(...ops.append);
+        this.#res.writeHead(action.status, headers);
+        this.#res.end();
+        return;
+      }
+      case 'forward': {
+        const pool = action.choosePool();
+        this.#pool = pool;
+        const upstreamPath = action.rewrite(norm.path, match.params);
+        const fw = new Forwarder({
+          req,
+          res: this.#res,
+          pool,
+          path: query === '' ? upstreamPath : upstreamPath + '?' + query,
+          info: {
+            clientIp: this.#clientIp,
+            proto: this.#o.scheme,
+            host: req.headers.host ?? hostHeader ?? '',
+            trusted: this.#o.trusted(this.#clientIp),
+            requestId: this.#requestId,
+          },
+          requestOps: action.requestOps,
+          responseOps: action.responseOps,
+          clientIp: this.#clientIp,
+          observer: this,
+        });
+        this.#forwarder = fw;
+        fw.start();
+        return;
+      }
+    }
+  }
+
+  /** Sends the error response for `err` (ForwardObserver, and local failures). */
+  fail(err: GatewayError): void {
+    if (err.status >= 500 && err.code !== 'no_healthy_upstream') {
+      this.#o.log.warn({ reqId: this.#requestId, code: err.code, err: err.message, pool: this.#pool?.name, target: this.#forwarder?.target?.url }, 'upstream request failed');
+    }
+    const retryAfter = this.#pool?.settings.retryAfter;
+    sendError(this.#res, err, this.#requestId, retryAfter);
+    if (err.status === 400) this.#req.socket.destroySoon();
+  }
+
+  attempt(pool: UpstreamPool, target: Target, outcome: UpstreamOutcome): void {
+    this.#o.onAttempt?.(pool, target, outcome);
+  }
+
+  #closed(): void {
+    const res = this.#res;
+    const fw = this.#forwarder;
+    const completed = res.writableFinished;
+    if (!completed && fw !== undefined) fw.clientClosed();
+    const access = this.#o.access;
+    if (access === undefined) return;
+    const req = this.#req;
+    access.info({
+      reqId: this.#requestId,
+      method: req.method,
+      host: req.headers.host ?? '',
+      path: req.url,
+      status: completed || res.headersSent ? res.statusCode : 499,
+      bytesIn: fw?.bytesIn ?? 0,
+      bytesOut: fw?.bytesOut ?? this.#bytesOut,
+      durationMs: Math.round((performance.now() - this.#start) * 1000) / 1000,
+      route: this.#route ?? null,
+      pool: this.#pool?.name ?? null,
+      target: fw?.target?.url ?? null,
+      attempts: fw?.attempts ?? 0,
+      clientIp: this.#clientIp,
+      userAgent: req.headers['user-agent'] ?? null,
+      proto: `HTTP/${req.httpVersion}`,
+    }, 'request');
+  }
+}
+
+function hostPort(hostHeader: string | undefined): string | undefined {
+  if (hostHeader === undefined) return undefined;
+  const m = /:(\d+)$/.exec(hostHeader);
+  return m === null ? undefined : m[1];
+}
+
+/** Returns the request listener of a public listener. */
+export function createHandler(o: HandlerOptions): RequestListener {
+  return (req, res) => {
+    new Exchange(o, req, res).run();
+  };
+}

@@ -1,0 +1,37 @@
+// The one place where failures become responses (ARCHITECTURE rule 6).
+import type { ServerResponse } from 'node:http';
+import type { GatewayError } from '../errors.ts';
+
+const BODY: Record<number, string> = {
+  400: 'bad request',
+  404: 'no route',
+  413: 'payload too large',
+  500: 'internal error',
+  502: 'bad gateway',
+  503: 'no healthy upstream',
+  504: 'gateway timeout',
+};
+
+/** Seconds a client should wait before retrying after a 503 `no healthy upstream`. */
+export const DEFAULT_RETRY_AFTER = 5;
+
+/**
+ * Sends the response for `err` (the status from its code, a short text body, `x-request-id`)
+ * unless the client is gone or headers were already sent; 400s also close the connection.
+ */
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER): void {
+  if (res.headersSent || res.destroyed) {
+    if (!res.destroyed) res.destroy(err);
+    return;
+  }
+  const body = BODY[err.status] ?? err.code;
+  const headers: string[] = [
+    'content-type', 'text/plain; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'x-request-id', requestId,
+  ];
+  if (err.status === 503) headers.push('retry-after', String(retryAfter));
+  if (err.status === 400) headers.push('connection', 'close');
+  res.writeHead(err.status, headers);
+  res.end(body);
+}

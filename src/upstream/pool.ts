@@ -1,0 +1,37 @@
+// A pool: the targets of one `pools:` entry, the policy that picks among them and the
+// per-request settings the forwarder needs. Rebuilt on every reload; its Targets are not.
+import type { BalanceContext, Policy, PolicyFactory } from '../balance/policy.ts';
+import type { Target, TargetConnectOptions } from './target.ts';
+
+/** Per-pool settings used on the request path. */
+export interface PoolSettings {
+  /** Upstream response-header timeout (ms): past it the client gets 504. */
+  responseTimeout: number;
+  /** Idle time between upstream body chunks (ms). */
+  idleTimeout: number;
+  /** Extra attempts on other targets. */
+  retries: number;
+  /** Seconds sent in `retry-after` with a 503 `no healthy upstream`. */
+  retryAfter: number;
+  connect: TargetConnectOptions;
+}
+
+/** A named pool of targets with its balancing policy. */
+export class UpstreamPool {
+  readonly name: string;
+  readonly targets: readonly Target[];
+  readonly settings: PoolSettings;
+  readonly #policy: Policy<Target>;
+
+  constructor(name: string, targets: readonly Target[], policy: PolicyFactory, settings: PoolSettings) {
+    this.name = name;
+    this.targets = targets;
+    this.settings = settings;
+    this.#policy = policy(targets);
+  }
+
+  /** Picks a target for a request; undefined when no target is available. */
+  select(ctx: BalanceContext): Target | undefined {
+    return this.#policy.pick(ctx);
+  }
+}

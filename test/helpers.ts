@@ -1,0 +1,170 @@
+// Test harness: real upstream servers on port 0, a real gateway bound to loopback port 0 with
+// its log lines captured, raw-socket and HTTP clients. No mocked network.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRoutesDir } from '../src/config/load.ts';
+import { defaultStaticConfig } from '../src/config/schema.ts';
+import type { StaticConfig } from '../src/config/schema.ts';
+import { Gateway } from '../src/gateway.ts';
+import { createLoggers } from '../src/observe/logger.ts';
+
+/** A real HTTP server on 127.0.0.1 with an ephemeral port. */
+export interface Upstream {
+  url: string;
+  port: number;
+  server: Server;
+  /** Every request the upstream received (method, url, headers, rawHeaders). */
+  seen: { method: string; url: string; headers: IncomingHttpHeaders; rawHeaders: string[] }[];
+  close(): Promise<void>;
+}
+
+/** Starts an upstream that records requests and answers with `handler` (default: JSON echo). */
+export async function startUpstream(handler?: RequestListener): Promise<Upstream> {
+  const seen: Upstream['seen'] = [];
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders });
+    (handler ?? echo)(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    seen,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** An upstream handler answering JSON: method, url, headers, body length. */
+export function echo(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
+/** A free port that nothing listens on (bound then released). */
+export async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A gateway under test. */
+export interface TestGateway {
+  gateway: Gateway;
+  /** http://127.0.0.1:PORT of the public listener. */
+  url: string;
+  port: number;
+  admin: string;
+  routesDir: string;
+  /** Parsed JSON log lines (process and access log). */
+  logs: Record<string, unknown>[];
+  /** Access-log lines only. */
+  accessLogs(): Record<string, unknown>[];
+  /** Waits until `n` access-log lines were written. */
+  waitForAccessLogs(n: number): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Writes `files` (name → YAML) into a fresh routes directory and starts a gateway on loopback
+ * port 0 with the admin API on port 0; `tweak` may change the static config first.
+ */
+export async function startGateway(files: Record<string, string> | string, tweak?: (c: StaticConfig) => void): Promise<TestGateway> {
+  const routesDir = await mkdtemp(join(tmpdir(), 'waygate-routes-'));
+  const fileMap = typeof files === 'string' ? { 'routes.yaml': files } : files;
+  for (const [name, text] of Object.entries(fileMap)) await writeFile(join(routesDir, name), text);
+  const config = defaultStaticConfig();
+  config.routesDir = routesDir;
+  config.listeners.http.address = { host: '127.0.0.1', port: 0 };
+  config.listeners.https.address = null;
+  config.admin.address = { host: '127.0.0.1', port: 0 };
+  tweak?.(config);
+  const routes = await loadRoutesDir(routesDir, process.env);
+  if (!routes.ok) throw new Error('test routes invalid: ' + JSON.stringify(routes.errors));
+  const logs: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  const destination = {
+    write(line: string): void {
+      logs.push(JSON.parse(line));
+      for (const w of waiters.splice(0)) w();
+    },
+  };
+  const { log, access } = createLoggers({ level: config.log.level, access: config.log.access, destination });
+  const gateway = await Gateway.start({ config, routes: routes.value, log, access, env: process.env });
+  const port = Number(gateway.addresses.http!.split(':').pop());
+  const accessLogs = (): Record<string, unknown>[] => logs.filter((l) => l.msg === 'request');
+  return {
+    gateway,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    admin: `http://${gateway.addresses.admin}`,
+    routesDir,
+    logs,
+    accessLogs,
+    async waitForAccessLogs(n) {
+      while (accessLogs().length < n) await new Promise<void>((r) => waiters.push(r));
+      return accessLogs();
+    },
+    async close() {
+      await gateway.close(1000);
+      await rm(routesDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A response read whole. */
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: string;
+}
+
+/** Sends one request with node:http (a fresh connection) and reads the whole response. */
+export function send(url: string, opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Sends raw bytes on a new TCP connection; resolves with everything received until the peer closes. */
+export function rawExchange(port: number, bytes: string | Buffer, opts: { endAfterWrite?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(err)));
+    sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    sock.write(bytes, () => {
+      if (opts.endAfterWrite) sock.end();
+    });
+  });
+}
+
+/** Parses the JSON body of an echo upstream's reply. */
+export function echoed(r: Reply): { method: string; url: string; headers: IncomingHttpHeaders; body: string } {
+  return JSON.parse(r.body);
+}
