@@ -118,6 +118,7 @@ export class Gateway {
   readonly #registry = new TargetRegistry();
   readonly #servers: Server[] = [];
   #runtime!: Runtime;
+  #pools = new Map<string, UpstreamPool>();
   #ready = false;
   #addresses: BoundAddresses = { http: null, https: null, admin: null };
   #reloading: Promise<ReloadResult> | undefined;
@@ -153,6 +154,11 @@ export class Gateway {
     return this.#runtime;
   }
 
+  /** The pools in force, by name. */
+  get pools(): ReadonlyMap<string, UpstreamPool> {
+    return this.#pools;
+  }
+
   /** The last reload's time, result and errors; undefined before the first reload. */
   get lastReload(): { at: string; ok: boolean; errors: string[] } | undefined {
     return this.#lastReload;
@@ -167,6 +173,7 @@ export class Gateway {
     }
     // The swap is one assignment: a request in flight keeps the runtime it captured.
     this.#runtime = built.runtime;
+    this.#pools = built.pools;
     this.#registry.retain(built.targets);
   }
 

@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const { log, access } = createLoggers({ level: cfg.log.level, access: cfg.log.access });
+  const { log, access, lifecycle } = createLoggers({ level: cfg.log.level, access: cfg.log.access });
   for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
   let gateway: Gateway;
   try {
@@ -121,16 +121,16 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`waygate: ${(err as Error).message}\n`);
     return 1;
   }
-  log.info(gateway.addresses, 'listening');
+  lifecycle.info(gateway.addresses, 'listening');
 
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'draining');
+    lifecycle.info({ signal }, 'draining');
     void gateway.close().then(() => {
-      log.info('stopped');
-      log.flush();
+      lifecycle.info('stopped');
+      lifecycle.flush();
       process.exit(0);
     });
   };

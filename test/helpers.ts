@@ -168,3 +168,78 @@ export function rawExchange(port: number, bytes: string | Buffer, opts: { endAft
 export function echoed(r: Reply): { method: string; url: string; headers: IncomingHttpHeaders; body: string } {
   return JSON.parse(r.body);
 }
+
+/** A waygate CLI child process. */
+export interface CliProcess {
+  proc: import('node:child_process').ChildProcess;
+  /** Parsed JSON lines from stdout so far. */
+  lines: Record<string, unknown>[];
+  stderr(): string;
+  /** The "listening" line's addresses. */
+  addresses: { http: string | null; https: string | null; admin: string | null };
+  /** Sends `signal` (SIGTERM by default) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+/** Runs the CLI to completion; resolves with exit code, stdout and stderr. */
+export async function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { spawn } = await import('node:child_process');
+  const proc = spawn(process.execPath, [join(ROOT, 'src/main.ts'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (c: Buffer) => (stdout += c));
+  proc.stderr.on('data', (c: Buffer) => (stderr += c));
+  const code = await new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
+/** Starts the CLI and waits for its "listening" line (rejects if it exits first). */
+export async function startCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliProcess> {
+  const { spawn } = await import('node:child_process');
+  const { createInterface } = await import('node:readline');
+  const proc = spawn(process.execPath, [join(ROOT, 'src/main.ts'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+  const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try {
+        const obj = JSON.parse(line) as Record<string, unknown>;
+        lines.push(obj);
+        if (obj.msg === 'listening') resolve(obj);
+      } catch {
+        // not JSON: ignore
+      }
+    });
+    void exited.then((code) => reject(new Error(`waygate exited with ${code} before listening: ${err}`)));
+  });
+  return {
+    proc,
+    lines,
+    stderr: () => err,
+    addresses: listening as CliProcess['addresses'],
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Writes routes files into a fresh temp directory; returns its path. */
+export async function routesDir(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'waygate-cli-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  return dir;
+}
+
+/** Resident set size of a process in bytes, read from /proc (Linux). */
+export async function rssOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
+  return kb * 1024;
+}

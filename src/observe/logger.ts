@@ -17,11 +17,16 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-/** Returns the process logger and the access logger (undefined when the access log is off). */
-export function createLoggers(o: LoggerOptions): { log: Logger; access: Logger | undefined } {
+/**
+ * Returns the process logger, the access logger (undefined when the access log is off) and the
+ * lifecycle logger, which writes at info whatever the level: the "listening" line (SPEC §1) and
+ * drain/stop lines are what scripts and orchestrators wait for.
+ */
+export function createLoggers(o: LoggerOptions): { log: Logger; access: Logger | undefined; lifecycle: Logger } {
   const dest = o.destination ?? pino.destination({ dest: 1, sync: false });
   const base = { base: undefined, timestamp: pino.stdTimeFunctions.isoTime } as const;
   const log = pino({ ...base, level: o.level }, dest);
-  const access = o.access ? pino({ ...base, level: 'info' }, dest) : undefined;
-  return { log, access };
+  const lifecycle = pino({ ...base, level: 'info' }, dest);
+  const access = o.access ? lifecycle : undefined;
+  return { log, access, lifecycle };
 }

@@ -157,7 +157,7 @@ class Exchange implements ForwardObserver {
       this.#o.log.warn({ reqId: this.#requestId, code: err.code, err: err.message, pool: this.#pool?.name, target: this.#forwarder?.target?.url }, 'upstream request failed');
     }
     const retryAfter = this.#pool?.settings.retryAfter;
-    sendError(this.#res, err, this.#requestId, retryAfter);
+    this.#bytesOut += sendError(this.#res, err, this.#requestId, retryAfter);
     if (err.status === 400) this.#req.socket.destroySoon();
   }
 
@@ -180,7 +180,7 @@ class Exchange implements ForwardObserver {
       path: req.url,
       status: completed || res.headersSent ? res.statusCode : 499,
       bytesIn: fw?.bytesIn ?? 0,
-      bytesOut: fw?.bytesOut ?? this.#bytesOut,
+      bytesOut: (fw?.bytesOut ?? 0) + this.#bytesOut,
       durationMs: Math.round((performance.now() - this.#start) * 1000) / 1000,
       route: this.#route ?? null,
       pool: this.#pool?.name ?? null,

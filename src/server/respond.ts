@@ -18,11 +18,12 @@ export const DEFAULT_RETRY_AFTER = 5;
 /**
  * Sends the response for `err` (the status from its code, a short text body, `x-request-id`)
  * unless the client is gone or headers were already sent; 400s also close the connection.
+ * Returns the body bytes written (0 when nothing could be sent).
  */
-export function sendError(res: ServerResponse, err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER): void {
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER): number {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.destroy(err);
-    return;
+    return 0;
   }
   const body = BODY[err.status] ?? err.code;
   const headers: string[] = [
@@ -34,4 +35,5 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
   if (err.status === 400) headers.push('connection', 'close');
   res.writeHead(err.status, headers);
   res.end(body);
+  return Buffer.byteLength(body);
 }

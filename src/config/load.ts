@@ -1,0 +1,190 @@
+// Loading config files: the routes directory (merged across files, with cross-file checks) and
+// waygate.yaml. All errors are collected, located at file:line:col and sorted; nothing here
+// throws for bad input, and the output is plain data the runtime trusts.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { formatKeyPath, sortErrors } from './config-error.ts';
+import type { ConfigError } from './config-error.ts';
+import { didYouMean, validate } from './issues.ts';
+import { routesFileSchema, staticConfigSchema } from './schema.ts';
+import type { PoolConfig, RouteConfig, RouteTestConfig, StaticConfig } from './schema.ts';
+import { locate, parseYamlSource } from './yaml-source.ts';
+import type { YamlSource } from './yaml-source.ts';
+
+export { formatConfigError } from './config-error.ts';
+export type { ConfigError } from './config-error.ts';
+
+/** The outcome of loading: the value plus warnings, or every error found. */
+export type LoadResult<T> = { ok: true; value: T; warnings: string[] } | { ok: false; errors: ConfigError[] };
+
+/** Where a pool, route or test was defined: file, 1-based position, file order and position in its list. */
+export interface SourceRef {
+  file: string;
+  line: number;
+  col: number;
+  fileIndex: number;
+  index: number;
+}
+
+/** All routes files merged: names are global, routes in file-name order then position. */
+export interface RoutesConfig {
+  files: string[];
+  pools: Map<string, PoolConfig & { source: SourceRef }>;
+  routes: Array<RouteConfig & { name: string; source: SourceRef }>;
+  tests: Array<RouteTestConfig & { source: SourceRef }>;
+}
+
+/** One routes file's text, named as it should appear in messages ("routes/shop.yaml"). */
+export interface RoutesText {
+  file: string;
+  text: string;
+}
+
+/** Returns the merged routes of the `*.yaml` / `*.yml` files directly in `dir`, or every error. */
+export async function loadRoutesDir(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult<RoutesConfig>> {
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) return fileError(dir, `routes directory "${dir}" is not a directory`);
+    names = await readdir(dir);
+  } catch {
+    return fileError(dir, `routes directory "${dir}" not found`);
+  }
+  // Plain code-unit order, not locale order: the same files merge the same way everywhere.
+  const files = names.filter((n) => !n.startsWith('.') && /\.ya?ml$/.test(n)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const texts: RoutesText[] = [];
+  const unreadable: ConfigError[] = [];
+  for (const name of files) {
+    const file = join(dir, name);
+    try {
+      if (!(await stat(file)).isFile()) continue; // e.g. a directory named "old.yaml"
+      texts.push({ file, text: await readFile(file, 'utf8') });
+    } catch (err) {
+      unreadable.push({ file, line: 1, col: 1, path: '', message: `cannot read routes file: ${(err as Error).message}` });
+    }
+  }
+  const r = parseRoutesFiles(texts, env);
+  if (unreadable.length > 0) return { ok: false, errors: sortErrors([...unreadable, ...(r.ok ? [] : r.errors)]) };
+  if (r.ok && texts.length === 0) r.warnings.push(`routes directory "${dir}" has no *.yaml or *.yml files: no routes are served`);
+  return r;
+}
+
+/** Returns the routes of one file's text, with references checked within that file alone. */
+export function parseRoutesText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult<RoutesConfig> {
+  return parseRoutesFiles([{ file, text }], env);
+}
+
+/** Returns the routes of several files merged in the order given, or every error across them. */
+export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.ProcessEnv = process.env): LoadResult<RoutesConfig> {
+  const errors: ConfigError[] = [];
+  const warnings: string[] = [];
+  const out: RoutesConfig = { files: texts.map((t) => t.file), pools: new Map(), routes: [], tests: [] };
+  const poolSources = new Map<string, SourceRef>();
+  const routeSources = new Map<string, SourceRef>();
+  const references: Array<{ src: YamlSource; path: (string | number)[]; pool: string }> = [];
+
+  texts.forEach(({ file, text }, fileIndex) => {
+    const src = parseYamlSource(text, file, env);
+    warnings.push(...src.warnings);
+    if (src.data === undefined || src.data === null) {
+      errors.push(...src.errors);
+      return;
+    }
+    if (!isMap(src.data)) {
+      const { line, col } = locate(src, []);
+      errors.push(...src.errors, { file, line, col, path: '', message: 'expected a map with pools, routes and tests at the top level' });
+      return;
+    }
+    const ref = (path: (string | number)[], index: number, at: 'key' | 'value' = 'value'): SourceRef => {
+      const { line, col } = locate(src, path, at);
+      return { file, line, col, fileIndex, index };
+    };
+    const stem = basename(file, extname(file));
+    const routeName = (given: unknown, index: number) => (typeof given === 'string' ? given : `${stem}[${index}]`);
+
+    // Names and references come from the raw data, so a file with a schema error elsewhere
+    // still defines its pools for the others and has its own references checked.
+    const raw = src.data;
+    Object.keys(isMap(raw.pools) ? raw.pools : {}).forEach((name, index) => {
+      const source = ref(['pools', name], index, 'key');
+      const first = poolSources.get(name);
+      if (first !== undefined) errors.push(duplicate(source, ['pools', name], `duplicate pool "${name}"`, first));
+      else poolSources.set(name, source);
+    });
+    (Array.isArray(raw.routes) ? raw.routes : []).forEach((route: unknown, index) => {
+      const r = isMap(route) ? route : {};
+      const name = routeName(r.name, index);
+      const path = typeof r.name === 'string' ? ['routes', index, 'name'] : ['routes', index];
+      const first = routeSources.get(name);
+      if (first !== undefined) errors.push(duplicate({ ...ref(path, index) }, path, `duplicate route name "${name}"`, first));
+      else routeSources.set(name, ref(['routes', index], index));
+      if (typeof r.pool === 'string') references.push({ src, path: ['routes', index, 'pool'], pool: r.pool });
+      (Array.isArray(r.split) ? r.split : []).forEach((s: unknown, i) => {
+        if (isMap(s) && typeof s.pool === 'string') references.push({ src, path: ['routes', index, 'split', i, 'pool'], pool: s.pool });
+      });
+    });
+
+    const v = validate(routesFileSchema, src, raw);
+    if (!v.ok) {
+      errors.push(...v.errors);
+      return;
+    }
+    Object.entries(v.value.pools).forEach(([name, pool], index) => {
+      if (!out.pools.has(name)) out.pools.set(name, { ...pool, source: ref(['pools', name], index, 'key') });
+    });
+    v.value.routes.forEach((route, index) => {
+      out.routes.push({ ...route, name: routeName(route.name, index), source: ref(['routes', index], index) });
+    });
+    v.value.tests.forEach((test, index) => out.tests.push({ ...test, source: ref(['tests', index], index) }));
+  });
+
+  // References are checked after merging: a route may use a pool defined in any file.
+  for (const { src, path, pool } of references) {
+    if (poolSources.has(pool)) continue;
+    const { line, col } = locate(src, path);
+    const message = `unknown pool "${pool}"${didYouMean(pool, poolSources.keys())}`;
+    errors.push({ file: src.file, line, col, path: formatKeyPath(path), message });
+  }
+
+  if (errors.length > 0) return { ok: false, errors: sortErrors(errors) };
+  return { ok: true, value: out, warnings };
+}
+
+function duplicate(at: SourceRef, path: (string | number)[], what: string, first: SourceRef): ConfigError {
+  const message = `${what} (first defined at ${first.file}:${first.line}:${first.col})`;
+  return { file: at.file, line: at.line, col: at.col, path: formatKeyPath(path), message };
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function fileError(file: string, message: string): { ok: false; errors: ConfigError[] } {
+  return { ok: false, errors: [{ file, line: 1, col: 1, path: '', message }] };
+}
+
+/** Returns waygate.yaml validated with defaults filled; `undefined` gives the default configuration. */
+export async function loadStaticConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult<StaticConfig>> {
+  if (file === undefined) return parseStaticText('', 'waygate.yaml', env);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fileError(file, code === 'ENOENT' ? `config file "${file}" not found` : `cannot read config file "${file}": ${(err as Error).message}`);
+  }
+  return parseStaticText(text, file, env);
+}
+
+/** Returns waygate.yaml text validated with defaults filled (an empty text gives the defaults). */
+export function parseStaticText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult<StaticConfig> {
+  const src = parseYamlSource(text, file, env);
+  if (src.errors.length > 0 && src.data === undefined) return { ok: false, errors: sortErrors(src.errors) };
+  const data = src.data ?? {};
+  if (!isMap(data)) {
+    const { line, col } = locate(src, []);
+    return { ok: false, errors: [{ file, line, col, path: '', message: 'expected a map of settings at the top level' }] };
+  }
+  const r = validate(staticConfigSchema, src, data);
+  if (!r.ok) return { ok: false, errors: sortErrors(r.errors) };
+  return { ok: true, value: r.value, warnings: src.warnings };
+}

@@ -1,0 +1,63 @@
+// waygate.yaml (SPEC §5): listeners and process-wide settings. Every key is optional, so
+// parsing `{}` yields the complete default configuration.
+import { z } from 'zod';
+import { int, nonEmpty, strict } from './fields.ts';
+import { ipRange, listenAddress } from './net-fields.ts';
+import { duration, size } from './units.ts';
+
+// SPEC §1: with no flags and no file, these are the listeners.
+const DEFAULT_HTTP = ':8080';
+const DEFAULT_HTTPS = ':8443';
+const DEFAULT_ADMIN = '127.0.0.1:9901';
+
+const httpListenerSchema = strict({
+  address: listenAddress().prefault(DEFAULT_HTTP),
+  redirectToHttps: z.boolean().default(false),
+  proxyProtocol: z.boolean().default(false),
+});
+
+const httpsListenerSchema = strict({
+  address: listenAddress().prefault(DEFAULT_HTTPS),
+  minTlsVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  hsts: z.boolean().default(false),
+  proxyProtocol: z.boolean().default(false),
+});
+
+/** The schema of waygate.yaml; `parse({})` is the default configuration. */
+export const staticConfigSchema = strict({
+  listeners: strict({
+    http: httpListenerSchema.prefault({}),
+    https: httpsListenerSchema.prefault({}),
+  }).prefault({}),
+  admin: strict({
+    address: listenAddress().prefault(DEFAULT_ADMIN),
+  }).prefault({}),
+  routesDir: nonEmpty().default('routes'),
+  certsDir: nonEmpty().default('certs'),
+  workers: z.union([int(1, 1024), z.literal('auto')]).default(1),
+  trustedProxies: z.array(ipRange()).default([]),
+  secret: nonEmpty().optional(),
+  timeouts: strict({
+    clientHeader: duration().default(10_000),
+    clientIdle: duration().default(60_000),
+    shutdown: duration().default(30_000),
+  }).prefault({}),
+  limits: strict({
+    maxBodySize: size().default(10 * 1024 ** 2),
+    maxHeaderSize: size().default(16 * 1024),
+    retryBuffer: size().default(64 * 1024),
+    maxConnections: int(1).default(10_000),
+  }).prefault({}),
+  log: strict({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    access: z.boolean().default(true),
+  }).prefault({}),
+});
+
+/** The validated waygate.yaml with every default filled; addresses are null when "off". */
+export type StaticConfig = z.output<typeof staticConfigSchema>;
+
+/** Returns a fresh copy of the complete default configuration. */
+export function defaultStaticConfig(): StaticConfig {
+  return staticConfigSchema.parse({});
+}

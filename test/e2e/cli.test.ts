@@ -1,0 +1,94 @@
+// The command line as users run it (SPEC §1): a child process per case.
+import { connect } from 'node:net';
+import { describe, expect, test } from 'vitest';
+import { closedPort, routesDir, runCli, send, startCli, startUpstream } from '../helpers.ts';
+
+const SHOP = `pools:
+  catalog:
+    targets: [http://127.0.0.1:3000]
+routes:
+  - name: catalog-api
+    match: { path: /api/* }
+    pool: catalgo
+`;
+
+describe('waygate --check', () => {
+  test("prints ok for the repository's own routes/ and exits 0", async () => {
+    const r = await runCli(['--check']);
+    expect(r.stdout.trim()).toBe('ok');
+    expect(r.code).toBe(0);
+  });
+
+  test('accepts the demo routes', async () => {
+    const r = await runCli(['--check', '--routes', 'examples/demo/routes']);
+    expect(r.stdout.trim()).toBe('ok');
+    expect(r.code).toBe(0);
+  });
+
+  test('prints file:line:col, the key path and a suggestion for a misspelt pool, and exits 1', async () => {
+    const dir = await routesDir({ 'shop.yaml': SHOP });
+    const r = await runCli(['--check', '--routes', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${dir}/shop.yaml:7:11 routes[0].pool: unknown pool "catalgo" (did you mean "catalog"?)`);
+  });
+});
+
+describe('starting', () => {
+  test('a bad config exits 1 with the errors on stderr and nothing listening', async () => {
+    const dir = await routesDir({ 'shop.yaml': SHOP });
+    const port = await closedPort();
+    const r = await runCli(['--routes', dir, '--http', `127.0.0.1:${port}`, '--https', 'off', '--admin', 'off']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('routes[0].pool: unknown pool "catalgo"');
+    expect(r.stdout).not.toContain('listening');
+    // Nothing bound the port.
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(false); });
+      s.on('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
+  test('an invalid --http address is an error naming the flag', async () => {
+    const r = await runCli(['--http', 'nope:port', '--check']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('--http: ');
+  });
+
+  test('an unknown flag prints the usage and exits 2', async () => {
+    const r = await runCli(['--colour']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('usage: waygate');
+  });
+
+  test('logs the bound addresses in one "listening" line, serves, and drains on SIGTERM with exit 0', async () => {
+    const up = await startUpstream();
+    const dir = await routesDir({ 'r.yaml': `pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n` });
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', '127.0.0.1:0']);
+    try {
+      expect(cli.addresses.http).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(cli.addresses.https).toBeNull();
+      expect(cli.addresses.admin).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(200);
+      const health = await send(`http://${cli.addresses.admin}/healthz`);
+      expect([health.status, health.body]).toEqual([200, 'ok']);
+      expect((await send(`http://${cli.addresses.admin}/readyz`)).status).toBe(200);
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+      await up.close();
+    }
+  });
+
+  test('environment twins stand in for flags (WAYGATE_ROUTES, WAYGATE_HTTP, WAYGATE_ADMIN, WAYGATE_HTTPS)', async () => {
+    const dir = await routesDir({ 'r.yaml': 'routes: [ { name: hi, respond: { body: hi } } ]\n' });
+    const cli = await startCli([], { WAYGATE_ROUTES: dir, WAYGATE_HTTP: '127.0.0.1:0', WAYGATE_HTTPS: 'off', WAYGATE_ADMIN: 'off' });
+    try {
+      expect(cli.addresses.admin).toBeNull();
+      const r = await send(`http://${cli.addresses.http}/`);
+      expect(r.body).toBe('hi');
+    } finally {
+      expect(await cli.stop('SIGINT')).toBe(0);
+    }
+  });
+});
