@@ -177,6 +177,8 @@ export interface CliProcess {
   stderr(): string;
   /** The "listening" line's addresses. */
   addresses: { http: string | null; https: string | null; admin: string | null };
+  /** Resolves with the first stdout JSON line (already seen or still to come) that `pred` accepts. */
+  waitForLine(pred: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   /** Sends `signal` (SIGTERM by default) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -201,6 +203,7 @@ export async function startCli(args: string[], env: Record<string, string> = {},
   const { createInterface } = await import('node:readline');
   const proc = spawn(process.execPath, [join(ROOT, 'src/main.ts'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
   let err = '';
   proc.stderr!.on('data', (c: Buffer) => (err += c));
   const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
@@ -209,6 +212,7 @@ export async function startCli(args: string[], env: Record<string, string> = {},
       try {
         const obj = JSON.parse(line) as Record<string, unknown>;
         lines.push(obj);
+        for (const w of waiters.splice(0)) w();
         if (obj.msg === 'listening') resolve(obj);
       } catch {
         // not JSON: ignore
@@ -221,6 +225,13 @@ export async function startCli(args: string[], env: Record<string, string> = {},
     lines,
     stderr: () => err,
     addresses: listening as CliProcess['addresses'],
+    async waitForLine(pred) {
+      for (;;) {
+        const found = lines.find(pred);
+        if (found !== undefined) return found;
+        await new Promise<void>((r) => waiters.push(r));
+      }
+    },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null) return proc.exitCode;
       proc.kill(signal);

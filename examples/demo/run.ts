@@ -28,20 +28,20 @@ createInterface({ input: child.stdout! }).on('line', (line) => {
   if (msg.msg !== 'listening' || !msg.http) return;
   const port = msg.http.split(':').pop();
   const base = `http://localhost:${port}`;
-  console.log(`
-waygate demo is up (proxy ${msg.http}, admin ${msg.admin}). Try:
-
-  curl -i ${base}/ping                                  # answered by waygate itself
-  curl ${base}/api/catalog/items                        # 90/10 split between catalog v1 and v2
-  curl -H 'x-beta: 1' ${base}/api/catalog/items         # header route: always v2
-  curl ${base}/api/items/2                              # /api/items/:id rewritten to /items/2
-  curl ${base}/whoami                                   # what the upstream saw: x-forwarded-*, x-request-id
-  curl -i ${base}/docs/intro                            # 308 redirect
-  curl -i ${base}/nothing-here                          # 404 no route
-  curl http://${msg.admin}/healthz                      # admin API
-
-Access log lines (JSON) appear below. Ctrl-C stops the demo.
-`);
+  const tries: [string, string][] = [
+    [`curl -i ${base}/ping`, 'answered by waygate itself'],
+    [`curl ${base}/api/catalog/items`, '90/10 split between catalog v1 and v2'],
+    [`curl -H 'x-beta: 1' ${base}/api/catalog/items`, 'header route: always v2'],
+    [`curl ${base}/api/items/2`, '/api/items/:id rewritten to /items/2'],
+    [`curl ${base}/whoami`, 'what the upstream saw: x-forwarded-*, x-request-id'],
+    [`curl -i ${base}/docs/intro`, '308 redirect'],
+    [`curl -i ${base}/nothing-here`, '404 no route'],
+    [`curl http://${msg.admin}/healthz`, 'admin API'],
+  ];
+  const width = Math.max(...tries.map(([cmd]) => cmd.length)) + 2;
+  console.log(`\nwaygate demo is up (proxy ${msg.http}, admin ${msg.admin}). Try:\n`);
+  for (const [cmd, what] of tries) console.log(`  ${cmd.padEnd(width)}# ${what}`);
+  console.log('\nAccess log lines (JSON) appear below. Ctrl-C stops the demo.\n');
 });
 
 let stopping = false;

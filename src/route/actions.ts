@@ -108,7 +108,8 @@ function compileRespond(r: { status: number; body: string; headers: Record<strin
     headers.push(name, value);
   }
   if (!hasType && body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
-  headers.push('content-length', String(body.length));
+  // RFC 9110 §8.6: no Content-Length on 1xx and 204; a 304 carries none of its own either.
+  if (r.status >= 200 && r.status !== 204 && r.status !== 304) headers.push('content-length', String(body.length));
   return { kind: 'respond', status: r.status, body, headers };
 }
 
