@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Real sockets on a 2-core machine: a few files at a time keeps timing honest.
     maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
