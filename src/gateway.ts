@@ -117,6 +117,7 @@ export class Gateway {
   readonly #env: NodeJS.ProcessEnv;
   readonly #registry = new TargetRegistry();
   readonly #servers: Server[] = [];
+  #admin: Server | undefined;
   #runtime!: Runtime;
   #pools = new Map<string, UpstreamPool>();
   #ready = false;
@@ -204,7 +205,7 @@ export class Gateway {
     const admin = c.admin.address;
     if (admin !== null) {
       const server = createAdminServer({ ready: () => this.#ready });
-      this.#servers.push(server);
+      this.#admin = server;
       this.#addresses.admin = await listen(server, admin as ListenAddress);
     }
   }
@@ -248,8 +249,11 @@ export class Gateway {
    * (`timeouts.shutdown` by default), then closes upstream connections. Resolves when done.
    */
   async close(graceMs: number = this.#config.timeouts.shutdown): Promise<void> {
+    // Readiness fails first and the admin API stays up while the public listeners drain, so
+    // an orchestrator sees "not ready" rather than a refused connection.
     this.#ready = false;
     await Promise.all(this.#servers.map((s) => closeGracefully(s, graceMs)));
+    if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
     await this.#registry.closeAll();
   }
 }
