@@ -29,6 +29,7 @@ export interface PathPattern {
 export type ParsePatternResult = { ok: true; pattern: PathPattern } | { ok: false; reason: string };
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
 /** Parses a route path pattern; returns the canonical pattern or the reason it is invalid. */
 export function parsePattern(source: string): ParsePatternResult {
@@ -65,11 +66,12 @@ export function parsePattern(source: string): ParsePatternResult {
       segments.push({ param: name });
       continue;
     }
-    if (seg === '.' || seg === '..') return { ok: false, reason: 'dot segments are not allowed in a route path' };
+    // A dot segment, raw or encoded ("%2e", ".%2E"), would be removed from every request path,
+    // so a pattern holding one could never match: refuse it.
+    if (DOT_SEGMENT.test(seg)) return { ok: false, reason: 'dot segments are not allowed in a route path' };
     const norm = normalizePath('/' + seg);
     if (!norm.ok) return { ok: false, reason: norm.reason };
     const literal = norm.path.slice(1);
-    if (literal === '.' || literal === '..') return { ok: false, reason: 'dot segments are not allowed in a route path' };
     segments.push({ literal });
     staticLength += literal.length + 1;
   }
