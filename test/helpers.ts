@@ -202,6 +202,10 @@ export async function startCli(args: string[], env: Record<string, string> = {},
   const { spawn } = await import('node:child_process');
   const { createInterface } = await import('node:readline');
   const proc = spawn(process.execPath, [join(ROOT, 'src/main.ts'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A test that fails before its afterAll must not leave a proxy running.
+  const reap = (): void => void proc.kill('SIGKILL');
+  process.once('exit', reap);
+  proc.once('exit', () => process.off('exit', reap));
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let err = '';
