@@ -112,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
 
   const { log, access, lifecycle } = createLoggers({ level: cfg.log.level, access: cfg.log.access });
   for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
+  if (cfg.workers !== 1) log.warn({ workers: cfg.workers }, 'worker processes are not available in this version; running one process');
   let gateway: Gateway;
   try {
     gateway = await Gateway.start({ config: cfg, routes: routes.value, log, access, env: process.env });

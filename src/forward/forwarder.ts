@@ -130,10 +130,17 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (release !== undefined) release();
   }
 
+  // Defensive: should a body-stream error from a dying client reach undici before the
+  // response's 'close' event, it must still not count as the target's failure.
+  #clientIsGone(): boolean {
+    const r = this.#r;
+    return this.#clientGone || r.res.destroyed || r.req.socket.destroyed;
+  }
+
   #attemptFailed(err: GatewayError): void {
     const target = this.#target!;
     this.#releaseTarget();
-    if (err.code === 'client_aborted' || this.#clientGone) {
+    if (err.code === 'client_aborted' || this.#clientIsGone()) {
       this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
       return;
     }

@@ -70,3 +70,40 @@ describe('a client that goes away mid-response', () => {
     expect(line).toMatchObject({ status: 200, bytesOut: 'first chunk\n'.length, route: 'r' });
   });
 });
+
+describe('a client that goes away mid-upload', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  let upstreamGotBytes: Promise<void>;
+  let upstreamClosed: Promise<void>;
+  beforeAll(async () => {
+    let got!: () => void;
+    let closed!: () => void;
+    upstreamGotBytes = new Promise((r) => (got = r));
+    upstreamClosed = new Promise((r) => (closed = r));
+    up = await startUpstream((req) => {
+      req.once('data', () => got());
+      req.socket.on('close', () => closed());
+      req.resume();
+    });
+    gw = await startGateway(`pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n`);
+  });
+  afterAll(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  test('aborts the upstream request and does not count it as a failure of the target', async () => {
+    const target = gw.gateway.pools.get('p')!.targets[0];
+    const req = request(`${gw.url}/upload`, { method: 'POST', agent: false, headers: { 'content-length': String(10 * 1024 * 1024) } });
+    req.on('error', () => {});
+    req.write(Buffer.alloc(64 * 1024));
+    await upstreamGotBytes;
+    req.destroy();
+    await upstreamClosed;
+    const [line] = await gw.waitForAccessLogs(1);
+    expect(line).toMatchObject({ status: 499, route: 'r' });
+    expect(target.inFlight).toBe(0);
+    expect(target.failures).toBe(0);
+  });
+});
