@@ -85,16 +85,20 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (c !== undefined && !c.aborted) c.abort(new GatewayError('client_aborted', 'client closed the connection'));
   }
 
-  #attempt(): void {
+  /** Picks a target not tried yet (retries go to a different target, SPEC §4); undefined when none is left. */
+  #pickUntried(): Target | undefined {
     const r = this.#r;
+    const tried = this.#tried;
     let target = r.pool.select({ clientIp: r.clientIp });
-    // Retries go to a different target: skip the ones already tried (SPEC §4).
-    if (target !== undefined && this.#tried !== undefined) {
-      for (let n = 0; n < r.pool.targets.length && target !== undefined && this.#tried.includes(target); n++) {
-        target = r.pool.select({ clientIp: r.clientIp });
-      }
-      if (target !== undefined && this.#tried.includes(target)) target = undefined;
+    if (tried === undefined) return target;
+    for (let n = 0; n < r.pool.targets.length && target !== undefined && tried.includes(target); n++) {
+      target = r.pool.select({ clientIp: r.clientIp });
     }
+    return target !== undefined && tried.includes(target) ? undefined : target;
+  }
+
+  #attempt(target: Target | undefined = this.#pickUntried()): void {
+    const r = this.#r;
     if (target === undefined) {
       this.#finish(new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${r.pool.name}"`));
       return;
@@ -114,7 +118,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
           body: this.#hasBody ? req : null,
           headersTimeout: s.responseTimeout,
           bodyTimeout: s.idleTimeout,
-          // GET/HEAD are idempotent to undici already; everything else must not be replayed by it.
+          // Retries are waygate's decision (SPEC §4): undici must never replay a request itself.
           idempotent: false,
         },
         this,
@@ -151,8 +155,12 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     // The fuller rules of SPEC §4 (idempotent methods, retryBuffer) build on this.
     if (!this.#started && err.beforeSend && !this.#hasBody && this.attempts <= this.#r.pool.settings.retries) {
       (this.#tried ??= []).push(target);
-      this.#attempt();
-      return;
+      // With no other target left, the client gets this attempt's error, not "no healthy upstream".
+      const next = this.#pickUntried();
+      if (next !== undefined) {
+        this.#attempt(next);
+        return;
+      }
     }
     this.#finish(err);
   }

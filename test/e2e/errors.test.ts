@@ -24,6 +24,7 @@ beforeAll(async () => {
 pools:
   ok: { targets: ["${ok.url}"] }
   dead: { targets: ["http://127.0.0.1:${deadPort}"], retries: 0 }
+  lonely: { targets: ["http://127.0.0.1:${deadPort}"], retries: 2 }
   silent: { targets: ["${silent.url}"], timeouts: { response: 300ms } }
   resetter: { targets: ["${resetter.url}"], retries: 0 }
   truncator: { targets: ["${truncator.url}"] }
@@ -34,6 +35,7 @@ pools:
 routes:
   - { name: ok, match: { host: ok.test }, pool: ok }
   - { name: dead, match: { path: /dead }, pool: dead }
+  - { name: lonely, match: { path: /lonely }, pool: lonely }
   - { name: silent, match: { path: /silent }, pool: silent }
   - { name: resetter, match: { path: /reset }, pool: resetter }
   - { name: truncator, match: { path: /truncated }, pool: truncator }
@@ -129,6 +131,15 @@ describe('retries after a failed connect', () => {
     // Round-robin sends every other first attempt to the dead target; those take two attempts.
     expect(attempts.filter((a) => a === 2).length).toBeGreaterThan(0);
     expect(lines.every((l) => l.target === ok.url)).toBe(true);
+  });
+
+  // Regression: with no other target to retry on, the answer used to be 503 "no healthy upstream".
+  test('a refused connection with no other target to retry on answers 502, after one attempt', async () => {
+    const before = gw.accessLogs().length;
+    const r = await send(`${gw.url}/lonely`);
+    expect(r.status).toBe(502);
+    const lines = (await gw.waitForAccessLogs(before + 1)).slice(before);
+    expect(lines[0]).toMatchObject({ status: 502, attempts: 1, route: 'lonely' });
   });
 
   test('with retries: 0 a refused connection is not retried', async () => {
