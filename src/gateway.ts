@@ -72,6 +72,19 @@ function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry):
   });
 }
 
+/** Returns the keys of a pool that are validated but do not act yet (empty when none). */
+export function inactivePoolKeys(pc: PoolConfig): string[] {
+  const keys: string[] = [];
+  if (pc.balance !== 'round-robin') keys.push(`balance: ${pc.balance} (round-robin is used)`);
+  if (pc.sticky !== undefined) keys.push('sticky');
+  if (pc.healthCheck !== undefined) keys.push('healthCheck');
+  if (pc.discovery !== undefined) keys.push('discovery');
+  if (pc.h2) keys.push('h2');
+  const t = pc.tls;
+  if (t.ca !== undefined || t.serverName !== undefined || t.cert !== undefined || !t.verify) keys.push('tls');
+  return keys;
+}
+
 /** Compiles routes and pools into a runtime; returns it with every target it uses. */
 export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
   const pools = new Map<string, UpstreamPool>();
@@ -168,9 +181,8 @@ export class Gateway {
   #install(routes: RoutesConfig, version: number): void {
     const built = buildRuntime(routes, this.#registry, version);
     for (const [name, pc] of routes.pools) {
-      if (pc.balance !== 'round-robin') {
-        this.#log.warn({ pool: name, balance: pc.balance }, 'balance policy not implemented yet; using round-robin');
-      }
+      const inactive = inactivePoolKeys(pc);
+      if (inactive.length > 0) this.#log.warn({ pool: name, keys: inactive }, 'pool settings accepted but not active in this version');
     }
     // The swap is one assignment: a request in flight keeps the runtime it captured.
     this.#runtime = built.runtime;
@@ -197,6 +209,10 @@ export class Gateway {
       });
       this.#servers.push(server);
       this.#addresses.http = await listen(server, http);
+    }
+    const l = c.listeners;
+    if (l.http.redirectToHttps || l.http.proxyProtocol || l.https.proxyProtocol) {
+      this.#log.warn('listener options redirectToHttps and proxyProtocol are accepted but not active in this version');
     }
     if (c.listeners.https.address !== null) {
       // TLS termination arrives with the certificates work; say so rather than pretend.
