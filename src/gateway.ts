@@ -3,12 +3,20 @@
 import type { Server } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
-import { roundRobin } from './balance/round-robin.ts';
+import { POLICIES } from './balance/index.ts';
+import { StickyPins } from './balance/sticky.ts';
 import type { ListenAddress } from './config/address.ts';
 import { formatConfigError, loadRoutesDir } from './config/load.ts';
 import type { ConfigError, RoutesConfig } from './config/load.ts';
 import type { PoolConfig, StaticConfig } from './config/schema.ts';
+import { resolveSecret } from './config/secret.ts';
+import { outcomeOf } from './errors.ts';
+import type { GatewayError } from './errors.ts';
+import { HealthChecker } from './health/checker.ts';
+import type { ProbeConfig } from './health/checker.ts';
+import { PassiveHealth } from './health/passive.ts';
 import type { Logger } from './observe/logger.ts';
+import { Metrics } from './observe/metrics.ts';
 import { compileAction } from './route/actions.ts';
 import type { RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
@@ -21,6 +29,7 @@ import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { TargetRegistry } from './upstream/registry.ts';
 import type { Target } from './upstream/target.ts';
+import type { UpstreamPool as Pool } from './upstream/pool.ts';
 
 /** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
  * so waygate closes an idle connection before the upstream does and never writes into a closing one. */
@@ -61,23 +70,35 @@ export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolea
   };
 }
 
-function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry): UpstreamPool {
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined): UpstreamPool {
   const targets = pc.targets.map((t) => registry.obtain(name, t.url, t.weight));
-  return new UpstreamPool(name, targets, roundRobin, {
+  const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
+  const settings = {
     responseTimeout: pc.timeouts.response,
     idleTimeout: pc.timeouts.idle,
     retries: pc.retries,
     retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
     connect: { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS },
-  });
+  };
+  return new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
+}
+
+/** Returns the active-check settings of a pool, or undefined when it has none. */
+function probeConfig(pc: PoolConfig): ProbeConfig | undefined {
+  const h = pc.healthCheck;
+  if (h === undefined) return undefined;
+  return { path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus };
+}
+
+/** True when some pool needs the sticky secret. */
+function needsSecret(routes: RoutesConfig): boolean {
+  for (const pc of routes.pools.values()) if (pc.sticky !== undefined) return true;
+  return false;
 }
 
 /** Returns the keys of a pool that are validated but do not act yet (empty when none). */
 export function inactivePoolKeys(pc: PoolConfig): string[] {
   const keys: string[] = [];
-  if (pc.balance !== 'round-robin') keys.push(`balance: ${pc.balance} (round-robin is used)`);
-  if (pc.sticky !== undefined) keys.push('sticky');
-  if (pc.healthCheck !== undefined) keys.push('healthCheck');
   if (pc.discovery !== undefined) keys.push('discovery');
   if (pc.h2) keys.push('h2');
   const t = pc.tls;
@@ -86,11 +107,11 @@ export function inactivePoolKeys(pc: PoolConfig): string[] {
 }
 
 /** Compiles routes and pools into a runtime; returns it with every target it uses. */
-export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
   const pools = new Map<string, UpstreamPool>();
   const targets = new Set<Target>();
   for (const [name, pc] of routes.pools) {
-    const pool = poolFromConfig(name, pc, registry);
+    const pool = poolFromConfig(name, pc, registry, secret);
     pools.set(name, pool);
     for (const t of pool.targets) targets.add(t);
   }
@@ -129,6 +150,10 @@ export class Gateway {
   readonly #log: Logger;
   readonly #env: NodeJS.ProcessEnv;
   readonly #registry = new TargetRegistry();
+  readonly #metrics: Metrics;
+  readonly #checker: HealthChecker<Target>;
+  readonly #passive: PassiveHealth;
+  #secret: string | undefined;
   readonly #servers: Server[] = [];
   #admin: Server | undefined;
   #runtime!: Runtime;
@@ -142,11 +167,20 @@ export class Gateway {
     this.#config = o.config;
     this.#log = o.log;
     this.#env = o.env ?? {};
+    this.#metrics = new Metrics(() => this.#registry.all());
+    const changed = (target: Target, available: boolean, reason: string): void => this.#availabilityChanged(target, available, reason);
+    this.#passive = new PassiveHealth(changed);
+    this.#checker = new HealthChecker<Target>((target, healthy, reason) => {
+      // Every flip of the active verdict is logged; the gauge follows availability.
+      this.#log[healthy ? 'info' : 'warn']({ pool: target.pool, target: target.url, reason }, healthy ? 'target passed health checks' : 'target failed health checks');
+      if (target.setActiveHealth(healthy)) this.#metrics.targetHealth(target.pool, target.url, target.available);
+    });
   }
 
   /** Builds the runtime and binds every listener that is on; rejects (closing what was opened) on a bind error. */
   static async start(o: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(o);
+    await g.#ensureSecret(o.routes);
     g.#install(o.routes, 1);
     try {
       await g.#listen(o.access);
@@ -173,13 +207,40 @@ export class Gateway {
     return this.#pools;
   }
 
+  /** The process's metrics. */
+  get metrics(): Metrics {
+    return this.#metrics;
+  }
+
   /** The last reload's time, result and errors; undefined before the first reload. */
   get lastReload(): { at: string; ok: boolean; errors: string[] } | undefined {
     return this.#lastReload;
   }
 
+  async #ensureSecret(routes: RoutesConfig): Promise<void> {
+    if (this.#secret !== undefined || !needsSecret(routes)) return;
+    const r = await resolveSecret(this.#env, this.#config.secret, this.#config.certsDir);
+    this.#secret = r.secret;
+    if (r.source === 'generated') this.#log.warn({ file: r.file }, 'generated a sticky-session secret; replicas must share it (WAYGATE_SECRET or secret in waygate.yaml)');
+  }
+
+  /** Passive ejections and readmissions: logged once each, reflected in the health gauge. */
+  #availabilityChanged(target: Target, available: boolean, reason: string): void {
+    this.#log[available ? 'info' : 'warn']({ pool: target.pool, target: target.url, reason }, available ? 'target readmitted' : 'target ejected');
+    this.#metrics.targetHealth(target.pool, target.url, available);
+  }
+
+  /** Feeds one finished upstream attempt to the metrics and to passive health. */
+  #attempted(pool: Pool, target: Target, err: GatewayError | undefined): void {
+    this.#metrics.upstream(pool.name, target.url, err === undefined ? 'success' : outcomeOf(err));
+    if (err === undefined) this.#passive.success(target);
+    else if (err.code === 'upstream_connect' || err.code === 'upstream_reset' || (err.code === 'upstream_timeout' && err.beforeSend)) {
+      this.#passive.failure(target, pool.targets, err.message);
+    }
+  }
+
   #install(routes: RoutesConfig, version: number): void {
-    const built = buildRuntime(routes, this.#registry, version);
+    const built = buildRuntime(routes, this.#registry, version, this.#secret);
     for (const [name, pc] of routes.pools) {
       const inactive = inactivePoolKeys(pc);
       if (inactive.length > 0) this.#log.warn({ pool: name, keys: inactive }, 'pool settings accepted but not active in this version');
@@ -188,6 +249,18 @@ export class Gateway {
     this.#runtime = built.runtime;
     this.#pools = built.pools;
     this.#registry.retain(built.targets);
+    const probes: { target: Target; config: ProbeConfig }[] = [];
+    for (const [name, pool] of built.pools) {
+      const config = probeConfig(routes.pools.get(name)!);
+      if (config === undefined) {
+        // Health checks removed from a pool: its targets are no longer held out by them.
+        for (const t of pool.targets) if (!t.activeHealthy) t.setActiveHealth(true);
+        continue;
+      }
+      for (const target of pool.targets) probes.push({ target, config });
+    }
+    this.#checker.sync(probes);
+    this.#metrics.syncTargets(this.#registry.all());
   }
 
   async #listen(access: Logger | undefined): Promise<void> {
@@ -200,12 +273,19 @@ export class Gateway {
         trusted: trustPredicate(c.trustedProxies),
         access,
         log: this.#log,
+        retryBuffer: c.limits.retryBuffer,
+        onAttempt: (pool, target, err) => this.#attempted(pool, target, err),
+        onDone: (route, pool, method, status, seconds) => this.#metrics.request(route, pool, method, status, seconds),
       });
       const server = createHttpServer(handler, {
         clientHeader: c.timeouts.clientHeader,
         clientIdle: c.timeouts.clientIdle,
         maxHeaderSize: c.limits.maxHeaderSize,
         maxConnections: c.limits.maxConnections,
+      });
+      server.on('connection', (socket) => {
+        this.#metrics.connections('http', 1);
+        socket.once('close', () => this.#metrics.connections('http', -1));
       });
       this.#servers.push(server);
       this.#addresses.http = await listen(server, http);
@@ -220,7 +300,7 @@ export class Gateway {
     }
     const admin = c.admin.address;
     if (admin !== null) {
-      const server = createAdminServer({ ready: () => this.#ready });
+      const server = createAdminServer({ ready: () => this.#ready, metrics: this.#metrics });
       this.#admin = server;
       this.#addresses.admin = await listen(server, admin as ListenAddress);
     }
@@ -240,24 +320,25 @@ export class Gateway {
   async #doReload(): Promise<ReloadResult> {
     const at = new Date().toISOString();
     const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
-    if (!loaded.ok) {
-      const errors = loaded.errors.map((e: ConfigError) => formatConfigError(e));
-      this.#lastReload = { at, ok: false, errors };
-      this.#log.error({ errors }, 'reload rejected; previous routes keep serving');
-      return { ok: false, errors };
-    }
+    if (!loaded.ok) return this.#rejectReload(at, loaded.errors.map((e: ConfigError) => formatConfigError(e)));
     const version = this.#runtime.version + 1;
     try {
+      await this.#ensureSecret(loaded.value);
       this.#install(loaded.value, version);
     } catch (err) {
-      const errors = [(err as Error).message];
-      this.#lastReload = { at, ok: false, errors };
-      this.#log.error({ errors }, 'reload rejected; previous routes keep serving');
-      return { ok: false, errors };
+      return this.#rejectReload(at, [(err as Error).message]);
     }
     this.#lastReload = { at, ok: true, errors: [] };
+    this.#metrics.reload(true);
     this.#log.info({ version, routes: this.#runtime.router.size }, 'routes reloaded');
     return { ok: true, version };
+  }
+
+  #rejectReload(at: string, errors: string[]): ReloadResult {
+    this.#lastReload = { at, ok: false, errors };
+    this.#metrics.reload(false);
+    this.#log.error({ errors }, 'reload rejected; previous routes keep serving');
+    return { ok: false, errors };
   }
 
   /**
@@ -268,7 +349,9 @@ export class Gateway {
     // Readiness fails first and the admin API stays up while the public listeners drain, so
     // an orchestrator sees "not ready" rather than a refused connection.
     this.#ready = false;
+    const probesStopped = this.#checker.stop();
     await Promise.all(this.#servers.map((s) => closeGracefully(s, graceMs)));
+    await probesStopped;
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
     await this.#registry.closeAll();
   }

@@ -85,17 +85,19 @@ export interface TestGateway {
  * Writes `files` (name → YAML) into a fresh routes directory and starts a gateway on loopback
  * port 0 with the admin API on port 0; `tweak` may change the static config first.
  */
-export async function startGateway(files: Record<string, string> | string, tweak?: (c: StaticConfig) => void): Promise<TestGateway> {
+export async function startGateway(files: Record<string, string> | string, tweak?: (c: StaticConfig) => void, env: NodeJS.ProcessEnv = process.env): Promise<TestGateway> {
   const routesDir = await mkdtemp(join(tmpdir(), 'waygate-routes-'));
   const fileMap = typeof files === 'string' ? { 'routes.yaml': files } : files;
   for (const [name, text] of Object.entries(fileMap)) await writeFile(join(routesDir, name), text);
   const config = defaultStaticConfig();
   config.routesDir = routesDir;
+  // A generated sticky secret goes to a temp dir, never into the repository.
+  config.certsDir = join(routesDir, 'certs');
   config.listeners.http.address = { host: '127.0.0.1', port: 0 };
   config.listeners.https.address = null;
   config.admin.address = { host: '127.0.0.1', port: 0 };
   tweak?.(config);
-  const routes = await loadRoutesDir(routesDir, process.env);
+  const routes = await loadRoutesDir(routesDir, env);
   if (!routes.ok) throw new Error('test routes invalid: ' + JSON.stringify(routes.errors));
   const logs: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
@@ -106,7 +108,7 @@ export async function startGateway(files: Record<string, string> | string, tweak
     },
   };
   const { log, access } = createLoggers({ level: config.log.level, access: config.log.access, destination });
-  const gateway = await Gateway.start({ config, routes: routes.value, log, access, env: process.env });
+  const gateway = await Gateway.start({ config, routes: routes.value, log, access, env });
   const port = Number(gateway.addresses.http!.split(':').pop());
   const accessLogs = (): Record<string, unknown>[] => logs.filter((l) => l.msg === 'request');
   return {

@@ -1,4 +1,4 @@
-// Admin listener (SPEC §6): liveness and readiness now; status, reload, explain and metrics
+// Admin listener (SPEC §6): liveness, readiness and metrics now; status, reload and explain
 // arrive with the operations work and plug into the same dispatch table.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -7,6 +7,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 export interface AdminSource {
   /** True once routes are loaded and the listeners serve. */
   ready(): boolean;
+  /** Prometheus exposition. */
+  metrics: { text(): Promise<string>; readonly contentType: string };
 }
 
 function text(res: ServerResponse, status: number, body: string): void {
@@ -24,6 +26,15 @@ export function createAdminServer(src: AdminSource): Server {
         return text(res, 200, 'ok');
       case '/readyz':
         return src.ready() ? text(res, 200, 'ready') : text(res, 503, 'not ready');
+      case '/metrics':
+        src.metrics.text().then(
+          (body) => {
+            res.writeHead(200, { 'content-type': src.metrics.contentType, 'content-length': Buffer.byteLength(body) });
+            res.end(body);
+          },
+          (err: Error) => text(res, 500, `metrics failed: ${err.message}`),
+        );
+        return;
       default:
         return text(res, 404, 'not found');
     }

@@ -3,17 +3,18 @@
 // socket with backpressure (pause undici when the client's buffer is full, resume on drain).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError, outcomeOf } from '../errors.ts';
-import type { UpstreamOutcome } from '../errors.ts';
+import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
+import { NO_BODY, prepareBody, replayable } from './body.ts';
+import type { RequestBody } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { ForwardInfo, HeaderOps } from './headers.ts';
 
-/** What the forwarder reports back to the server for logging and metrics. */
+/** What the forwarder reports back to the server for logging, metrics and passive health. */
 export interface ForwardObserver {
-  /** One upstream attempt ended (the response completed, or it failed). */
-  attempt(pool: UpstreamPool, target: Target, outcome: UpstreamOutcome): void;
+  /** One upstream attempt ended: `err` is undefined when the response completed. */
+  attempt(pool: UpstreamPool, target: Target, err: GatewayError | undefined): void;
   /** The request failed before any response byte reached the client: send this error. */
   fail(err: GatewayError): void;
 }
@@ -28,23 +29,23 @@ export interface ForwardRequest {
   readonly info: ForwardInfo;
   readonly requestOps: HeaderOps | undefined;
   readonly responseOps: HeaderOps | undefined;
+  /** The address balancing uses (ip-hash). */
   readonly clientIp: string;
+  /** The pool's sticky cookie value sent by the client, if any. */
+  readonly stickyToken: string | undefined;
+  /** Request bodies up to this size are kept for a retry (limits.retryBuffer). */
+  readonly retryBuffer: number;
   readonly observer: ForwardObserver;
 }
 
-// A request has a body when it declares one (RFC 9112 §6.3): a non-zero length or chunked.
-function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
-  if (cl !== undefined) return cl !== '0';
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  return false;
-}
+// RFC 9110 §9.2.2 idempotent methods, as listed in SPEC §4.
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
-/** Drives one forwarded request: picks targets, retries connect failures, streams the response. */
+/** Drives one forwarded request: picks targets, retries by the SPEC §4 rules, streams the response. */
 export class Forwarder implements Dispatcher.DispatchHandler {
   readonly #r: ForwardRequest;
   readonly #headers: string[];
-  readonly #hasBody: boolean;
+  #body: RequestBody = NO_BODY;
   #controller: Dispatcher.DispatchController | undefined;
   #target: Target | undefined;
   #release: (() => void) | undefined;
@@ -64,7 +65,6 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   constructor(r: ForwardRequest) {
     this.#r = r;
     this.#headers = upstreamRequestHeaders(r.req.rawHeaders, r.info, r.requestOps);
-    this.#hasBody = hasBody(r.req);
   }
 
   /** The target of the latest attempt, if any. */
@@ -72,9 +72,18 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     return this.#target;
   }
 
-  /** Starts the first attempt. */
+  /** Reads what the retry rules need of the body, then starts the first attempt. */
   start(): void {
-    this.#attempt();
+    const first = this.#firstTarget();
+    if (first === undefined) return;
+    prepareBody(this.#r.req, this.#r.retryBuffer).then(
+      (body) => {
+        this.#body = body;
+        if (this.#clientGone) return this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
+        this.#attempt(first);
+      },
+      () => this.#finish(new GatewayError('client_aborted', 'client closed the connection while sending the body')),
+    );
   }
 
   /** The client went away: abort the upstream request and release everything. */
@@ -85,37 +94,41 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (c !== undefined && !c.aborted) c.abort(new GatewayError('client_aborted', 'client closed the connection'));
   }
 
-  /** Picks a target not tried yet (retries go to a different target, SPEC §4); undefined when none is left. */
-  #pickUntried(): Target | undefined {
+  /**
+   * The first target: the sticky pin when it is available; when it is not, a new pick
+   * (`onDown: rebalance`) or 503 (`onDown: fail`). Undefined after answering the error itself.
+   */
+  #firstTarget(): Target | undefined {
     const r = this.#r;
-    const tried = this.#tried;
-    let target = r.pool.select({ clientIp: r.clientIp });
-    if (tried === undefined) return target;
-    for (let n = 0; n < r.pool.targets.length && target !== undefined && tried.includes(target); n++) {
-      target = r.pool.select({ clientIp: r.clientIp });
+    const sticky = r.pool.sticky;
+    if (sticky !== undefined) {
+      const pinned = sticky.target(r.stickyToken);
+      if (pinned !== undefined && pinned.available) return pinned;
+      if (pinned !== undefined && sticky.options.onDown === 'fail') {
+        this.#finish(new GatewayError('no_healthy_upstream', `the pinned target of pool "${r.pool.name}" is down`));
+        return undefined;
+      }
     }
-    return target !== undefined && tried.includes(target) ? undefined : target;
+    const target = r.pool.select({ clientIp: r.clientIp });
+    if (target === undefined) this.#finish(new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${r.pool.name}"`));
+    return target;
   }
 
-  #attempt(target: Target | undefined = this.#pickUntried()): void {
+  #attempt(target: Target): void {
     const r = this.#r;
-    if (target === undefined) {
-      this.#finish(new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${r.pool.name}"`));
-      return;
-    }
     this.attempts++;
     this.#target = target;
     this.#release = target.acquire();
     this.#controller = undefined;
     const s = r.pool.settings;
-    const req = r.req;
+    const body = this.#body;
     try {
       target.dispatcher(s.connect).dispatch(
         {
           path: r.path,
-          method: req.method as Dispatcher.HttpMethod,
+          method: r.req.method as Dispatcher.HttpMethod,
           headers: this.#headers,
-          body: this.#hasBody ? req : null,
+          body: body.kind === 'none' ? null : body.kind === 'buffer' ? body.data : body.stream,
           headersTimeout: s.responseTimeout,
           bodyTimeout: s.idleTimeout,
           // Retries are waygate's decision (SPEC §4): undici must never replay a request itself.
@@ -138,7 +151,22 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   // response's 'close' event, it must still not count as the target's failure.
   #clientIsGone(): boolean {
     const r = this.#r;
-    return this.#clientGone || r.res.destroyed || r.req.socket.destroyed;
+    // req.socket is null once the request was read to its end.
+    return this.#clientGone || r.res.destroyed || r.req.socket?.destroyed === true;
+  }
+
+  /**
+   * SPEC §4: retry only while no response byte reached the client, and only if the request was
+   * never sent (connect failure) or its method is idempotent; either way the body must be
+   * replayable. A response timeout is not retried: the upstream may still be working on it, and
+   * retrying would multiply the wait.
+   */
+  #retryable(err: GatewayError): boolean {
+    if (this.#started || this.attempts > this.#r.pool.settings.retries) return false;
+    if (!replayable(this.#body)) return false;
+    if (err.beforeSend) return true;
+    if (err.code !== 'upstream_reset' && err.code !== 'upstream_bad_response') return false;
+    return IDEMPOTENT.has(this.#r.req.method!);
   }
 
   #attemptFailed(err: GatewayError): void {
@@ -148,15 +176,12 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
       return;
     }
-    target.recordFailure();
-    this.#r.observer.attempt(this.#r.pool, target, outcomeOf(err));
-    // A retry is safe only while nothing reached the client and the request never left (the
-    // connection failed before it was sent) with no body that undici may have started reading.
-    // The fuller rules of SPEC §4 (idempotent methods, retryBuffer) build on this.
-    if (!this.#started && err.beforeSend && !this.#hasBody && this.attempts <= this.#r.pool.settings.retries) {
-      (this.#tried ??= []).push(target);
+    this.#r.observer.attempt(this.#r.pool, target, err);
+    if (this.#retryable(err)) {
+      const tried = (this.#tried ??= []);
+      tried.push(target);
+      const next = this.#r.pool.select({ clientIp: this.#r.clientIp }, (t) => t.available && !tried.includes(t));
       // With no other target left, the client gets this attempt's error, not "no healthy upstream".
-      const next = this.#pickUntried();
       if (next !== undefined) {
         this.#attempt(next);
         return;
@@ -180,6 +205,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       res.destroy(err);
       return;
     }
+    // A body the client is still sending is not read to its end just to keep the connection.
+    if (!this.#r.req.complete) res.shouldKeepAlive = false;
     this.#r.observer.fail(err);
   }
 
@@ -195,11 +222,16 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
-    const res = this.#r.res;
+    const r = this.#r;
     const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
-    const headers = clientResponseHeaders(raw, this.#r.responseOps, this.#r.info.requestId);
+    const headers = clientResponseHeaders(raw, r.responseOps, r.info.requestId);
+    // Pin (or re-pin) the client to the target that actually answered.
+    const sticky = r.pool.sticky;
+    if (sticky !== undefined && sticky.token(this.#target!) !== r.stickyToken) {
+      headers.push('set-cookie', sticky.setCookie(this.#target!, r.info.proto === 'https'));
+    }
     try {
-      res.writeHead(statusCode, statusMessage || undefined, headers);
+      r.res.writeHead(statusCode, statusMessage || undefined, headers);
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not ours to forward.
       controller.abort(new GatewayError('upstream_bad_response', `invalid upstream response headers: ${(err as Error).message}`));
@@ -220,7 +252,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     const target = this.#target!;
     this.#releaseTarget();
-    this.#r.observer.attempt(this.#r.pool, target, 'success');
+    this.#r.observer.attempt(this.#r.pool, target, undefined);
     const res = this.#r.res;
     if (trailers !== undefined && Object.keys(trailers).length > 0 && res.chunkedEncoding) {
       res.addTrailers(trailers as Record<string, string>);
@@ -231,6 +263,14 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#done) return;
-    this.#attemptFailed(fromUpstreamError(err));
+    try {
+      this.#attemptFailed(fromUpstreamError(err));
+    } catch (bug) {
+      // A throw here would surface as an unhandled 'error' on undici's client and end the
+      // process: contain it to this one request.
+      this.#done = true;
+      this.#releaseTarget();
+      this.#r.res.destroy(bug as Error);
+    }
   }
 }

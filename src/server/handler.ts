@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
-import type { UpstreamOutcome } from '../errors.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -37,8 +36,12 @@ export interface HandlerOptions {
   readonly trusted: (ip: string) => boolean;
   readonly access: Logger | undefined;
   readonly log: Logger;
-  /** Called for every finished upstream attempt (metrics and passive health hook in here). */
-  readonly onAttempt?: (pool: UpstreamPool, target: Target, outcome: UpstreamOutcome) => void;
+  /** Request bodies up to this size are kept so a retry can resend them (limits.retryBuffer). */
+  readonly retryBuffer: number;
+  /** Called for every finished upstream attempt, `err` undefined on success (metrics, passive health). */
+  readonly onAttempt?: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
+  /** Called once per request when its response closes (metrics). */
+  readonly onDone?: (route: string, pool: string, method: string, status: number, seconds: number) => void;
 }
 
 // A client-supplied request id is kept only when it is short visible ASCII (it is echoed back
@@ -52,12 +55,29 @@ export function peerAddress(req: IncomingMessage): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
+/**
+ * Returns the client address: the peer, or — when the peer is a trusted proxy — the right-most
+ * address of x-forwarded-for that is not itself a trusted proxy (each proxy appends, so that
+ * is the first hop nobody trusted could have written).
+ */
+export function clientAddress(peer: string, xff: string | string[] | undefined, trusted: (ip: string) => boolean): string {
+  if (xff === undefined || !trusted(peer)) return peer;
+  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i].trim();
+    if (hop !== '' && !trusted(hop)) return hop;
+  }
+  const first = hops[0].trim();
+  return first === '' ? peer : first;
+}
+
 /** One request from arrival to the access-log line. */
 class Exchange implements ForwardObserver {
   readonly #o: HandlerOptions;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #start = performance.now();
+  readonly #peerIp: string;
   readonly #clientIp: string;
   readonly #requestId: string;
   #route: string | undefined;
@@ -69,7 +89,8 @@ class Exchange implements ForwardObserver {
     this.#o = o;
     this.#req = req;
     this.#res = res;
-    this.#clientIp = peerAddress(req);
+    this.#peerIp = peerAddress(req);
+    this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
     const incoming = req.headers['x-request-id'];
     this.#requestId = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
     res.once('close', () => this.#closed());
@@ -133,15 +154,17 @@ class Exchange implements ForwardObserver {
           pool,
           path: query === '' ? upstreamPath : upstreamPath + '?' + query,
           info: {
-            clientIp: this.#clientIp,
+            clientIp: this.#peerIp,
             proto: this.#o.scheme,
             host: req.headers.host ?? hostHeader ?? '',
-            trusted: this.#o.trusted(this.#clientIp),
+            trusted: this.#o.trusted(this.#peerIp),
             requestId: this.#requestId,
           },
           requestOps: action.requestOps,
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
+          stickyToken: pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie),
+          retryBuffer: this.#o.retryBuffer,
           observer: this,
         });
         this.#forwarder = fw;
@@ -161,8 +184,8 @@ class Exchange implements ForwardObserver {
     if (err.status === 400) this.#req.socket.destroySoon();
   }
 
-  attempt(pool: UpstreamPool, target: Target, outcome: UpstreamOutcome): void {
-    this.#o.onAttempt?.(pool, target, outcome);
+  attempt(pool: UpstreamPool, target: Target, err: GatewayError | undefined): void {
+    this.#o.onAttempt?.(pool, target, err);
   }
 
   #closed(): void {
@@ -170,18 +193,21 @@ class Exchange implements ForwardObserver {
     const fw = this.#forwarder;
     const completed = res.writableFinished;
     if (!completed && fw !== undefined) fw.clientClosed();
+    const req = this.#req;
+    const status = completed || res.headersSent ? res.statusCode : 499;
+    const seconds = (performance.now() - this.#start) / 1000;
+    this.#o.onDone?.(this.#route ?? '', this.#pool?.name ?? '', req.method ?? '', status, seconds);
     const access = this.#o.access;
     if (access === undefined) return;
-    const req = this.#req;
     access.info({
       reqId: this.#requestId,
       method: req.method,
       host: req.headers.host ?? '',
       path: req.url,
-      status: completed || res.headersSent ? res.statusCode : 499,
+      status,
       bytesIn: fw?.bytesIn ?? 0,
       bytesOut: (fw?.bytesOut ?? 0) + this.#bytesOut,
-      durationMs: Math.round((performance.now() - this.#start) * 1000) / 1000,
+      durationMs: Math.round(seconds * 1e6) / 1000,
       route: this.#route ?? null,
       pool: this.#pool?.name ?? null,
       target: fw?.target?.url ?? null,

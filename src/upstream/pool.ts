@@ -1,6 +1,8 @@
 // A pool: the targets of one `pools:` entry, the policy that picks among them and the
 // per-request settings the forwarder needs. Rebuilt on every reload; its Targets are not.
-import type { BalanceContext, Policy, PolicyFactory } from '../balance/policy.ts';
+import { isAvailable } from '../balance/policy.ts';
+import type { BalanceContext, Eligible, Policy, PolicyFactory } from '../balance/policy.ts';
+import type { StickyPins } from '../balance/sticky.ts';
 import type { Target, TargetConnectOptions } from './target.ts';
 
 /** Per-pool settings used on the request path. */
@@ -21,17 +23,20 @@ export class UpstreamPool {
   readonly name: string;
   readonly targets: readonly Target[];
   readonly settings: PoolSettings;
+  /** Cookie affinity, when the pool has `sticky`. */
+  readonly sticky: StickyPins<Target> | undefined;
   readonly #policy: Policy<Target>;
 
-  constructor(name: string, targets: readonly Target[], policy: PolicyFactory, settings: PoolSettings) {
+  constructor(name: string, targets: readonly Target[], policy: PolicyFactory, settings: PoolSettings, sticky?: StickyPins<Target>) {
     this.name = name;
     this.targets = targets;
     this.settings = settings;
+    this.sticky = sticky;
     this.#policy = policy(targets);
   }
 
-  /** Picks a target for a request; undefined when no target is available. */
-  select(ctx: BalanceContext): Target | undefined {
-    return this.#policy.pick(ctx);
+  /** Picks a target among those `eligible` accepts (available ones by default); undefined when none is. */
+  select(ctx: BalanceContext, eligible: Eligible<Target> = isAvailable): Target | undefined {
+    return this.#policy.pick(ctx, eligible);
   }
 }

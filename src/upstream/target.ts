@@ -28,8 +28,12 @@ export class Target {
   #inFlight = 0;
   #requests = 0;
   #failures = 0;
-  #healthy = true;
-  #lastCheck: number | null = null;
+  #consecutiveFailures = 0;
+  // available = activeHealthy && !ejected, kept as one boolean because every pick reads it.
+  #activeHealthy = true;
+  #ejected = false;
+  #available = true;
+  #ejectTimer: NodeJS.Timeout | undefined;
   #dispatcher: Dispatcher | undefined;
   #connectKey = '';
   #releaseFn: () => void;
@@ -44,9 +48,9 @@ export class Target {
     };
   }
 
-  /** True when the target may receive new requests. */
+  /** True when the target may receive new requests: passing active checks and not ejected. */
   get available(): boolean {
-    return this.#healthy;
+    return this.#available;
   }
 
   /** Requests in flight right now. */
@@ -64,13 +68,14 @@ export class Target {
     return this.#failures;
   }
 
-  get healthy(): boolean {
-    return this.#healthy;
+  /** True while active health checks pass (or none are configured). */
+  get activeHealthy(): boolean {
+    return this.#activeHealthy;
   }
 
-  /** Epoch ms of the last health check, or null when never checked. */
-  get lastCheck(): number | null {
-    return this.#lastCheck;
+  /** True while passively ejected after consecutive connect failures or resets. */
+  get ejected(): boolean {
+    return this.#ejected;
   }
 
   /** Counts a request in flight; returns the release function, to be called exactly once in `finally`. */
@@ -80,17 +85,61 @@ export class Target {
     return this.#releaseFn;
   }
 
-  /** Records a failed attempt. */
-  recordFailure(): void {
+  /** Records a failed attempt; returns the number of consecutive failures so far. */
+  recordFailure(): number {
     this.#failures++;
+    return ++this.#consecutiveFailures;
   }
 
-  /** Sets health (only the health state machine calls this); returns true when it flipped. */
-  setHealthy(healthy: boolean, at: number = Date.now()): boolean {
-    this.#lastCheck = at;
-    const flipped = healthy !== this.#healthy;
-    this.#healthy = healthy;
-    return flipped;
+  /** Records a successful attempt (ends a streak of consecutive failures). */
+  recordSuccess(): void {
+    this.#consecutiveFailures = 0;
+  }
+
+  /**
+   * Sets the active-check verdict (only the health checker's flips call this); returns true
+   * when availability changed.
+   */
+  setActiveHealth(healthy: boolean): boolean {
+    this.#activeHealthy = healthy;
+    return this.#updateAvailable();
+  }
+
+  /**
+   * Ejects the target for `ms` (passive health); `readmitted` is called when the ejection ends.
+   * Returns true when availability changed. Ejecting an ejected target extends nothing.
+   */
+  eject(ms: number, readmitted: () => void): boolean {
+    if (this.#ejected) return false;
+    this.#ejected = true;
+    this.#ejectTimer = setTimeout(() => {
+      this.#ejectTimer = undefined;
+      this.#ejected = false;
+      this.#consecutiveFailures = 0;
+      if (this.#updateAvailable()) readmitted();
+    }, ms);
+    this.#ejectTimer.unref();
+    return this.#updateAvailable();
+  }
+
+  /** Test and admin hook: sets availability directly, as if both health sources agreed. */
+  setHealthy(healthy: boolean): boolean {
+    this.#activeHealthy = healthy;
+    if (healthy) this.#clearEjection();
+    return this.#updateAvailable();
+  }
+
+  #clearEjection(): void {
+    if (this.#ejectTimer !== undefined) clearTimeout(this.#ejectTimer);
+    this.#ejectTimer = undefined;
+    this.#ejected = false;
+  }
+
+  #updateAvailable(): boolean {
+    const next = this.#activeHealthy && !this.#ejected;
+    const changed = next !== this.#available;
+    this.#available = next;
+    return changed;
   }
 
   /** The connection pool for this target, created on first use or when `opts` changed. */
@@ -114,6 +163,7 @@ export class Target {
 
   /** Closes the connection pool gracefully (in-flight requests finish); resolves when closed. */
   async close(): Promise<void> {
+    this.#clearEjection();
     const d = this.#dispatcher;
     this.#dispatcher = undefined;
     if (d !== undefined) await d.close().catch(() => {});
