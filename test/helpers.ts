@@ -78,6 +78,8 @@ export interface TestGateway {
   accessLogs(): Record<string, unknown>[];
   /** Waits until `n` access-log lines were written. */
   waitForAccessLogs(n: number): Promise<Record<string, unknown>[]>;
+  /** Resolves with the first log line at index `from` or later that `pred` accepts, waiting for it if needed. */
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, from?: number): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -122,6 +124,13 @@ export async function startGateway(files: Record<string, string> | string, tweak
     async waitForAccessLogs(n) {
       while (accessLogs().length < n) await new Promise<void>((r) => waiters.push(r));
       return accessLogs();
+    },
+    async waitForLog(pred, from = 0) {
+      for (;;) {
+        const found = logs.slice(from).find(pred);
+        if (found !== undefined) return found;
+        await new Promise<void>((r) => waiters.push(r));
+      }
     },
     async close() {
       await gateway.close(1000);

@@ -2,7 +2,7 @@
 // connections, TLS, and that a settled probe leaves no socket or timer behind.
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { generate } from 'selfsigned';
@@ -46,13 +46,12 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
     t.open.add(s);
     s.on('close', () => t.open.delete(s));
   });
-  // https.Server emits its sockets on 'secureConnection'; plain ones already counted above.
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     t.requests.push({ url: req.url!, headers: req.headers, socket: req.socket });
     handler(req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const scheme = 'cert' in server || server instanceof (await import('node:https')).Server ? 'https' : 'http';
+  const scheme = server instanceof HttpsServer ? 'https' : 'http';
   t.origin = `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   servers.push(t);
   return t;
