@@ -2,6 +2,8 @@
 // validates everything the runtime relies on and fills every default, so the output is plain,
 // trusted data; cross-file checks (pool references, duplicate names) live in load.ts.
 import { z } from 'zod';
+import { POLICIES } from '../balance/index.ts';
+import type { BalanceName } from '../balance/index.ts';
 import { compileValueMatcher } from '../router/matchers.ts';
 import { parsePattern } from '../router/pattern.ts';
 import { cookieName, headerMap, headerName, int, method, name, nonEmpty, status, strict, text } from './fields.ts';
@@ -56,7 +58,8 @@ const upstreamTlsSchema = strict({
 /** The schema of one pool: targets plus balancing, affinity, health, timeouts and upstream TLS. */
 export const poolSchema = strict({
   targets: z.array(targetSchema).min(1),
-  balance: z.enum(['round-robin', 'least-connections', 'ip-hash', 'random-two']).default('round-robin'),
+  // Derived from the policies themselves so the schema and the runtime cannot drift apart.
+  balance: z.enum(Object.keys(POLICIES) as [BalanceName, ...BalanceName[]]).default('round-robin'),
   sticky: stickySchema.optional(),
   healthCheck: healthCheckSchema.optional(),
   timeouts: strict({
