@@ -8,6 +8,7 @@ export type ErrorSource = 'client' | 'upstream' | 'internal';
 export type ErrorCode =
   | 'bad_request'
   | 'no_route'
+  | 'misdirected'
   | 'no_healthy_upstream'
   | 'upstream_connect'
   | 'upstream_timeout'
@@ -22,6 +23,7 @@ export type UpstreamOutcome = 'success' | 'connect_error' | 'timeout' | 'reset' 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   no_route: 404,
+  misdirected: 421,
   no_healthy_upstream: 503,
   upstream_connect: 502,
   upstream_timeout: 504,
@@ -35,6 +37,7 @@ const STATUS: Record<ErrorCode, number> = {
 const SOURCE: Record<ErrorCode, ErrorSource> = {
   bad_request: 'client',
   no_route: 'client',
+  misdirected: 'client',
   no_healthy_upstream: 'upstream',
   upstream_connect: 'upstream',
   upstream_timeout: 'upstream',

@@ -1,5 +1,6 @@
 // Builds the runtime from a validated config and owns its life: start, reload (an atomic swap
 // of the whole routing table), close (drain). The only module that reads config types.
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
@@ -28,7 +29,7 @@ import { closeGracefully, createHttpServer, listen } from './server/listener.ts'
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { TargetRegistry } from './upstream/registry.ts';
-import type { Target } from './upstream/target.ts';
+import type { Target, UpstreamTls } from './upstream/target.ts';
 import type { UpstreamPool as Pool } from './upstream/pool.ts';
 
 /** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
@@ -70,24 +71,55 @@ export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolea
   };
 }
 
-function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined): UpstreamPool {
+/** The contents of a pool's TLS files, read before a build (pool name → material). */
+export type PoolTlsFiles = Map<string, UpstreamTls>;
+
+/**
+ * Reads every pool's `tls.ca`, `tls.cert` and `tls.key` (paths relative to the working
+ * directory). Rejects with an error naming the pool and the file when one cannot be read.
+ */
+export async function readPoolTls(routes: RoutesConfig): Promise<PoolTlsFiles> {
+  const out: PoolTlsFiles = new Map();
+  for (const [name, pc] of routes.pools) {
+    const t = pc.tls;
+    const read = async (key: 'ca' | 'cert' | 'key'): Promise<string | undefined> => {
+      const file = t[key];
+      if (file === undefined) return undefined;
+      try {
+        return await readFile(file, 'utf8');
+      } catch (err) {
+        throw new Error(`pools.${name}.tls.${key}: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    out.set(name, { ca: await read('ca'), cert: await read('cert'), key: await read('key'), rejectUnauthorized: t.verify, servername: t.serverName });
+  }
+  return out;
+}
+
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined): UpstreamPool {
   const targets = pc.targets.map((t) => registry.obtain(name, t.url, t.weight));
   const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
+  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
+  connect.key = JSON.stringify(connect);
   const settings = {
     responseTimeout: pc.timeouts.response,
     idleTimeout: pc.timeouts.idle,
     retries: pc.retries,
     retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
-    connect: { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS },
+    connect,
+    h2: pc.h2,
   };
   return new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
 }
 
 /** Returns the active-check settings of a pool, or undefined when it has none. */
-function probeConfig(pc: PoolConfig): ProbeConfig | undefined {
+function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): ProbeConfig | undefined {
   const h = pc.healthCheck;
   if (h === undefined) return undefined;
-  return { path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus };
+  return {
+    path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
+    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername },
+  };
 }
 
 /** True when some pool needs the sticky secret. */
@@ -100,18 +132,15 @@ function needsSecret(routes: RoutesConfig): boolean {
 export function inactivePoolKeys(pc: PoolConfig): string[] {
   const keys: string[] = [];
   if (pc.discovery !== undefined) keys.push('discovery');
-  if (pc.h2) keys.push('h2');
-  const t = pc.tls;
-  if (t.ca !== undefined || t.serverName !== undefined || t.cert !== undefined || !t.verify) keys.push('tls');
   return keys;
 }
 
 /** Compiles routes and pools into a runtime; returns it with every target it uses. */
-export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
   const pools = new Map<string, UpstreamPool>();
   const targets = new Set<Target>();
   for (const [name, pc] of routes.pools) {
-    const pool = poolFromConfig(name, pc, registry, secret);
+    const pool = poolFromConfig(name, pc, registry, secret, tls?.get(name));
     pools.set(name, pool);
     for (const t of pool.targets) targets.add(t);
   }
@@ -181,7 +210,7 @@ export class Gateway {
   static async start(o: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(o);
     await g.#ensureSecret(o.routes);
-    g.#install(o.routes, 1);
+    g.#install(o.routes, 1, await readPoolTls(o.routes));
     try {
       await g.#listen(o.access);
     } catch (err) {
@@ -239,8 +268,8 @@ export class Gateway {
     }
   }
 
-  #install(routes: RoutesConfig, version: number): void {
-    const built = buildRuntime(routes, this.#registry, version, this.#secret);
+  #install(routes: RoutesConfig, version: number, tls: PoolTlsFiles): void {
+    const built = buildRuntime(routes, this.#registry, version, this.#secret, tls);
     for (const [name, pc] of routes.pools) {
       const inactive = inactivePoolKeys(pc);
       if (inactive.length > 0) this.#log.warn({ pool: name, keys: inactive }, 'pool settings accepted but not active in this version');
@@ -251,7 +280,7 @@ export class Gateway {
     this.#registry.retain(built.targets);
     const probes: { target: Target; config: ProbeConfig }[] = [];
     for (const [name, pool] of built.pools) {
-      const config = probeConfig(routes.pools.get(name)!);
+      const config = probeConfig(routes.pools.get(name)!, tls.get(name));
       if (config === undefined) {
         // Health checks removed from a pool: its targets are no longer held out by them.
         for (const t of pool.targets) if (!t.activeHealthy) t.setActiveHealth(true);
@@ -324,7 +353,7 @@ export class Gateway {
     const version = this.#runtime.version + 1;
     try {
       await this.#ensureSecret(loaded.value);
-      this.#install(loaded.value, version);
+      this.#install(loaded.value, version, await readPoolTls(loaded.value));
     } catch (err) {
       return this.#rejectReload(at, [(err as Error).message]);
     }

@@ -35,7 +35,14 @@ export interface ForwardRequest {
   readonly stickyToken: string | undefined;
   /** Request bodies up to this size are kept for a retry (limits.retryBuffer). */
   readonly retryBuffer: number;
+  /** Flat [name, value, …] the listener adds unless the upstream set them (HSTS). */
+  readonly listenerHeaders: readonly string[] | undefined;
   readonly observer: ForwardObserver;
+}
+
+function hasHeader(flat: readonly string[], name: string): boolean {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i].toLowerCase() === name) return true;
+  return false;
 }
 
 // RFC 9110 §9.2.2 idempotent methods, as listed in SPEC §4.
@@ -230,8 +237,14 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (sticky !== undefined && sticky.token(this.#target!) !== r.stickyToken) {
       headers.push('set-cookie', sticky.setCookie(this.#target!, r.info.proto === 'https'));
     }
+    const extra = r.listenerHeaders;
+    if (extra !== undefined) {
+      for (let i = 0; i < extra.length; i += 2) if (!hasHeader(headers, extra[i])) headers.push(extra[i], extra[i + 1]);
+    }
     try {
-      r.res.writeHead(statusCode, statusMessage || undefined, headers);
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); passing one only triggers a warning.
+      if (r.req.httpVersionMajor === 2) r.res.writeHead(statusCode, headers);
+      else r.res.writeHead(statusCode, statusMessage || undefined, headers);
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not ours to forward.
       controller.abort(new GatewayError('upstream_bad_response', `invalid upstream response headers: ${(err as Error).message}`));
@@ -254,7 +267,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.#releaseTarget();
     this.#r.observer.attempt(this.#r.pool, target, undefined);
     const res = this.#r.res;
-    if (trailers !== undefined && Object.keys(trailers).length > 0 && res.chunkedEncoding) {
+    // Trailers (gRPC's grpc-status among them) pass on HTTP/2 and on chunked HTTP/1.1.
+    if (trailers !== undefined && Object.keys(trailers).length > 0 && (res.chunkedEncoding || this.#r.req.httpVersionMajor === 2)) {
       res.addTrailers(trailers as Record<string, string>);
     }
     this.#done = true;

@@ -56,6 +56,8 @@ export interface ForwardInfo {
   /** True when the peer is a trusted proxy, whose x-forwarded-* are kept and appended to. */
   readonly trusted: boolean;
   readonly requestId: string;
+  /** Keep `te: trailers` (HTTP/2 upstreams: gRPC requires it, RFC 9113 §8.2.2). */
+  readonly keepTeTrailers: boolean;
 }
 
 /**
@@ -69,10 +71,18 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardInfo
   let xff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
+  let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
+    // HTTP/2 pseudo-headers (":authority", ":path", …) describe this hop only.
+    if (name.charCodeAt(0) === 58) continue;
     const lower = name.toLowerCase();
+    if (lower === 'te' && info.keepTeTrailers && raw[i + 1].trim().toLowerCase() === 'trailers') {
+      out.push('te', 'trailers');
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || lower === 'expect' || lower.startsWith('proxy-')) continue;
+    if (lower === 'host') hasHost = true;
     if (extra !== undefined && extra.has(lower)) continue;
     if (lower.startsWith('x-forwarded-') || lower === 'forwarded') {
       if (!info.trusted) continue;
@@ -93,6 +103,8 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardInfo
     if (ops !== undefined && ops.drop.has(lower)) continue;
     out.push(name, raw[i + 1]);
   }
+  // An HTTP/2 client names the host in :authority; HTTP/1.1 upstreams need it as Host.
+  if (!hasHost && info.host !== '') out.push('host', info.host);
   out.push(
     'x-forwarded-for', xff === undefined ? info.clientIp : `${xff}, ${info.clientIp}`,
     'x-forwarded-proto', xfProto ?? info.proto,

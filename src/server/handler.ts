@@ -2,6 +2,7 @@
 // forwarder, with the access log written once when the response closes.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
 import { Forwarder } from '../forward/forwarder.ts';
@@ -42,6 +43,15 @@ export interface HandlerOptions {
   readonly onAttempt?: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
   /** Called once per request when its response closes (metrics). */
   readonly onDone?: (route: string, pool: string, method: string, status: number, seconds: number) => void;
+  /**
+   * HTTPS only: true when the certificate the TLS server name selected is not the one the Host
+   * selects — the request then gets 421 (RFC 9110 §15.5.20) instead of a cross-site answer.
+   */
+  readonly misdirected?: (servername: string | undefined, host: string) => boolean;
+  /** HTTPS only: the Strict-Transport-Security value added to every response (listener `hsts`). */
+  readonly hsts?: string;
+  /** HTTP only: answer every request with a 308 to this HTTPS port (listener `redirectToHttps`). */
+  readonly redirectToHttps?: { port: number };
 }
 
 // A client-supplied request id is kept only when it is short visible ASCII (it is echoed back
@@ -99,7 +109,8 @@ class Exchange implements ForwardObserver {
   run(): void {
     const req = this.#req;
     let target = req.url ?? '/';
-    let hostHeader = req.headers.host;
+    // HTTP/2 names the host in :authority (RFC 9113 §8.3.1); HTTP/1.1 in Host.
+    let hostHeader = req.headers.host ?? (req.headers[':authority'] as string | undefined);
     const abs = ABSOLUTE_FORM.exec(target);
     if (abs !== null) {
       // RFC 9112 §3.2.2: with an absolute-form target the authority in it is the host.
@@ -112,6 +123,11 @@ class Exchange implements ForwardObserver {
     const { path: rawPath, query } = splitTarget(target);
     const norm = normalizePath(rawPath);
     if (!norm.ok) return this.fail(new GatewayError('bad_request', norm.reason));
+    const o = this.#o;
+    if (o.redirectToHttps !== undefined) return this.#redirectToHttps(host, norm.path, query);
+    if (o.misdirected !== undefined && o.misdirected((req.socket as TLSSocket).servername || undefined, host)) {
+      return this.fail(new GatewayError('misdirected', `the Host "${host}" is not served by the certificate of this connection`));
+    }
 
     const view = new RequestView(req.method ?? 'GET', host, norm.path, query, req.headers);
     const match = this.#o.runtime().router.match(view);
@@ -122,7 +138,7 @@ class Exchange implements ForwardObserver {
     switch (action.kind) {
       case 'respond': {
         const res = this.#res;
-        res.writeHead(action.status, [...action.headers, 'x-request-id', this.#requestId]);
+        res.writeHead(action.status, this.#withListenerHeaders([...action.headers, 'x-request-id', this.#requestId]));
         this.#bytesOut = req.method === 'HEAD' ? 0 : action.body.length;
         res.end(req.method === 'HEAD' ? undefined : action.body);
         return;
@@ -140,7 +156,7 @@ class Exchange implements ForwardObserver {
         const headers = ['location', location, 'content-length', '0', 'x-request-id', this.#requestId];
         const ops = action.responseOps;
         if (ops !== undefined) headers.push(...ops.append);
-        this.#res.writeHead(action.status, headers);
+        this.#res.writeHead(action.status, this.#withListenerHeaders(headers));
         this.#res.end();
         return;
       }
@@ -159,7 +175,9 @@ class Exchange implements ForwardObserver {
             host: req.headers.host ?? hostHeader ?? '',
             trusted: this.#o.trusted(this.#peerIp),
             requestId: this.#requestId,
+            keepTeTrailers: pool.settings.h2,
           },
+          listenerHeaders: this.#o.hsts === undefined ? undefined : ['strict-transport-security', this.#o.hsts],
           requestOps: action.requestOps,
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
@@ -180,8 +198,26 @@ class Exchange implements ForwardObserver {
       this.#o.log.warn({ reqId: this.#requestId, code: err.code, err: err.message, pool: this.#pool?.name, target: this.#forwarder?.target?.url }, 'upstream request failed');
     }
     const retryAfter = this.#pool?.settings.retryAfter;
-    this.#bytesOut += sendError(this.#res, err, this.#requestId, retryAfter);
-    if (err.status === 400) this.#req.socket.destroySoon();
+    const h2 = this.#req.httpVersionMajor === 2;
+    this.#bytesOut += sendError(this.#res, err, this.#requestId, retryAfter, h2, this.#o.hsts);
+    // HTTP/1.1 cannot trust what follows a malformed request on the same connection; an HTTP/2
+    // stream error stays on its stream.
+    if (err.status === 400 && !h2) this.#req.socket.destroySoon();
+  }
+
+  /** Adds the listener's own response headers (HSTS) to a response waygate writes itself. */
+  #withListenerHeaders(headers: string[]): string[] {
+    if (this.#o.hsts !== undefined) headers.push('strict-transport-security', this.#o.hsts);
+    return headers;
+  }
+
+  /** `redirectToHttps`: 308 to the same host, path and query on the HTTPS listener. */
+  #redirectToHttps(host: string, path: string, query: string): void {
+    const port = this.#o.redirectToHttps!.port;
+    const authority = port === 443 ? host : `${host}:${port}`;
+    const location = `https://${authority}${path}${query === '' ? '' : '?' + query}`;
+    this.#res.writeHead(308, ['location', location, 'content-length', '0', 'x-request-id', this.#requestId]);
+    this.#res.end();
   }
 
   attempt(pool: UpstreamPool, target: Target, err: GatewayError | undefined): void {

@@ -2,7 +2,10 @@
 // connection bookkeeping graceful shutdown needs.
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { SecureContext } from 'node:tls';
 
 /** Where to bind. */
 export interface ListenAddress {
@@ -37,13 +40,53 @@ export function createHttpServer(handler: RequestListener, limits: ListenerLimit
   return server;
 }
 
+/** Concurrent streams per HTTP/2 connection: Node's default is unbounded (2^32-1). */
+export const H2_MAX_CONCURRENT_STREAMS = 100;
+
+/** TLS material of the HTTPS listener. */
+export interface HttpsIdentity {
+  /** Settings spread into the server and every context (versions, ciphers, curves). */
+  secure: Record<string, unknown>;
+  /** The certificate for clients that send no SNI (PEM). */
+  defaultCert: { cert: string; key: string };
+  sniCallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+}
+
+/**
+ * Creates the HTTPS listener: one server for HTTP/2 (ALPN h2) and HTTP/1.1 (fallback), with
+ * bounded HTTP/2 stream concurrency and header-list size (not yet listening).
+ */
+export function createHttpsServer(handler: RequestListener, limits: ListenerLimits, id: HttpsIdentity): Http2SecureServer {
+  const server = createSecureServer(
+    {
+      allowHTTP1: true,
+      ...id.secure,
+      cert: id.defaultCert.cert,
+      key: id.defaultCert.key,
+      SNICallback: id.sniCallback,
+      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: limits.maxHeaderSize },
+      maxSessionInvalidFrames: 100,
+    },
+    handler as unknown as Parameters<typeof createSecureServer>[1],
+  );
+  server.maxConnections = limits.maxConnections;
+  // An idle HTTP/2 session or HTTP/1.1 keep-alive connection is closed after clientIdle.
+  server.setTimeout(limits.clientIdle);
+  return server;
+}
+
+/** Swaps the certificate served to clients that send no SNI. */
+export function setDefaultCert(server: Http2SecureServer, secure: Record<string, unknown>, cert: { cert: string; key: string }): void {
+  server.setSecureContext({ ...secure, cert: cert.cert, key: cert.key });
+}
+
 /** Formats a bound address as "host:port" ("[::1]:8080" for IPv6). */
 export function formatAddress(a: AddressInfo): string {
   return a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
 /** Binds `server` to `addr`; resolves with the bound "host:port" or rejects with the bind error. */
-export function listen(server: Server, addr: ListenAddress): Promise<string> {
+export function listen(server: Server | Http2SecureServer, addr: ListenAddress): Promise<string> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -58,19 +101,25 @@ export function listen(server: Server, addr: ListenAddress): Promise<string> {
  * Stops accepting, lets in-flight requests finish for up to `graceMs`, closes idle keep-alive
  * connections at once and whatever is left at the deadline. Resolves when the server is closed.
  */
-export function closeGracefully(server: Server, graceMs: number): Promise<void> {
+export function closeGracefully(server: Server | Http2SecureServer, graceMs: number, sessions?: Set<import('node:http2').ServerHttp2Session>): Promise<void> {
   return new Promise((resolve) => {
+    const closeAll = (): void => {
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      for (const s of sessions ?? []) s.destroy();
+    };
     if (!server.listening) {
-      server.closeAllConnections();
+      closeAll();
       resolve();
       return;
     }
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    const timer = setTimeout(closeAll, graceMs);
     timer.unref();
     server.close(() => {
       clearTimeout(timer);
       resolve();
     });
-    server.closeIdleConnections();
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+    // HTTP/2: GOAWAY lets in-flight streams finish while the client opens no new ones.
+    for (const s of sessions ?? []) s.close();
   });
 }

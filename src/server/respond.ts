@@ -6,6 +6,7 @@ const BODY: Record<number, string> = {
   400: 'bad request',
   404: 'no route',
   413: 'payload too large',
+  421: 'misdirected request',
   500: 'internal error',
   502: 'bad gateway',
   503: 'no healthy upstream',
@@ -17,10 +18,10 @@ export const DEFAULT_RETRY_AFTER = 5;
 
 /**
  * Sends the response for `err` (the status from its code, a short text body, `x-request-id`)
- * unless the client is gone or headers were already sent; 400s also close the connection.
- * Returns the body bytes written (0 when nothing could be sent).
+ * unless the client is gone or headers were already sent; 400s also close an HTTP/1.1
+ * connection. Returns the body bytes written (0 when nothing could be sent).
  */
-export function sendError(res: ServerResponse, err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER): number {
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER, http2 = false, hsts?: string): number {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.destroy(err);
     return 0;
@@ -32,7 +33,9 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
     'x-request-id', requestId,
   ];
   if (err.status === 503) headers.push('retry-after', String(retryAfter));
-  if (err.status === 400) headers.push('connection', 'close');
+  // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2).
+  if (err.status === 400 && !http2) headers.push('connection', 'close');
+  if (hsts !== undefined) headers.push('strict-transport-security', hsts);
   res.writeHead(err.status, headers);
   res.end(body);
   return Buffer.byteLength(body);

@@ -16,6 +16,8 @@ export interface PoolSettings {
   /** Seconds sent in `retry-after` with a 503 `no healthy upstream`. */
   retryAfter: number;
   connect: TargetConnectOptions;
+  /** The pool speaks HTTP/2 to its targets (`h2: true`). */
+  h2: boolean;
 }
 
 /** A named pool of targets with its balancing policy. */

@@ -4,11 +4,28 @@
 import { Pool as UndiciPool } from 'undici';
 import type { Dispatcher } from 'undici';
 
+/** TLS settings for `https://` targets (file contents, not paths). */
+export interface UpstreamTls {
+  /** Extra trusted CA certificates (PEM); the system CAs otherwise. */
+  ca?: string;
+  rejectUnauthorized: boolean;
+  /** SNI and certificate name to expect, instead of the target's host. */
+  servername?: string;
+  /** Client certificate and key for mutual TLS. */
+  cert?: string;
+  key?: string;
+}
+
 /** Connection settings of a target; a change of any of them replaces its connection pool. */
 export interface TargetConnectOptions {
   connectTimeout: number;
   /** Idle keep-alive time of pooled upstream connections. */
   keepAliveTimeout: number;
+  tls?: UpstreamTls;
+  /** Speak HTTP/2: ALPN h2 for https://, prior knowledge (h2c) for http://. */
+  h2: boolean;
+  /** A string that changes whenever any of the above does (computed once per pool build). */
+  key: string;
 }
 
 /** A target's identity within the registry: its pool's name and its configured URL. */
@@ -144,15 +161,21 @@ export class Target {
 
   /** The connection pool for this target, created on first use or when `opts` changed. */
   dispatcher(opts: TargetConnectOptions): Dispatcher {
-    const key = `${opts.connectTimeout}/${opts.keepAliveTimeout}`;
+    const key = opts.key;
     if (this.#dispatcher === undefined || key !== this.#connectKey) {
       const old = this.#dispatcher;
+      const tls = this.origin.startsWith('https:') ? opts.tls : undefined;
       this.#dispatcher = new UndiciPool(this.origin, {
-        connect: { timeout: opts.connectTimeout },
+        connect: {
+          timeout: opts.connectTimeout,
+          ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername, cert: tls.cert, key: tls.key }),
+        },
         keepAliveTimeout: opts.keepAliveTimeout,
         // Timeouts are set per request (pool timeouts); these are only the defaults.
         headersTimeout: 0,
         bodyTimeout: 0,
+        allowH2: opts.h2,
+        ...(opts.h2 && this.origin.startsWith('http:') ? { h2Options: { useH2c: true } } : {}),
       });
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
