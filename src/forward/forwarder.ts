@@ -9,7 +9,7 @@ import type { Target } from '../upstream/target.ts';
 import { NO_BODY, prepareBody, replayable } from './body.ts';
 import type { RequestBody } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
-import type { ForwardInfo, HeaderOps } from './headers.ts';
+import type { ForwardInfo, HeaderOps, RawResponseHeaders } from './headers.ts';
 
 /** What the forwarder reports back to the server for logging, metrics and passive health. */
 export interface ForwardObserver {
@@ -130,8 +130,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     const s = r.pool.settings;
     const body = this.#body;
     try {
-      target.dispatcher(s.connect).dispatch(
+      const dispatcher = target.dispatcher(s.connect);
+      dispatcher.dispatch(
         {
+          // Accepted by undici's Request though missing from its DispatchOptions type.
+          servername: target.servername,
           path: r.path,
           method: r.req.method as Dispatcher.HttpMethod,
           headers: this.#headers,
@@ -140,7 +143,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
           bodyTimeout: s.idleTimeout,
           // Retries are waygate's decision (SPEC §4): undici must never replay a request itself.
           idempotent: false,
-        },
+        } as Dispatcher.DispatchOptions,
         this,
       );
     } catch (err) {
@@ -230,7 +233,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
     const r = this.#r;
-    const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
+    const raw = (controller.rawHeaders ?? []) as RawResponseHeaders;
     const headers = clientResponseHeaders(raw, r.responseOps, r.info.requestId);
     // Pin (or re-pin) the client to the target that actually answered.
     const sticky = r.pool.sticky;

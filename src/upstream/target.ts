@@ -1,7 +1,8 @@
 // One upstream target of one pool: its connection pool and its state. State changes only
 // through the methods here (ARCHITECTURE rule 3): in-flight through acquire()/release, health
 // through setHealthy() (driven by the health state machine).
-import { Pool as UndiciPool } from 'undici';
+import { isIP } from 'node:net';
+import { Pool as UndiciPool, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
 
 /** TLS settings for `https://` targets (file contents, not paths). */
@@ -53,6 +54,7 @@ export class Target {
   #ejectTimer: NodeJS.Timeout | undefined;
   #dispatcher: Dispatcher | undefined;
   #connectKey = '';
+  #servername: string | undefined;
   #releaseFn: () => void;
 
   constructor(pool: string, url: string, weight: number) {
@@ -164,24 +166,42 @@ export class Target {
     const key = opts.key;
     if (this.#dispatcher === undefined || key !== this.#connectKey) {
       const old = this.#dispatcher;
-      const tls = this.origin.startsWith('https:') ? opts.tls : undefined;
+      const https = this.origin.startsWith('https:');
+      const tls = https ? opts.tls : undefined;
+      // The certificate is checked against tls.serverName, else the target's own host — never
+      // against the client's Host header, which undici would otherwise use. An IP target sends
+      // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
+      const name = tls?.servername ?? new URL(this.url).hostname.replace(/^\[|\]$/g, '');
+      const sni = isIP(name) === 0 ? name : undefined;
+      const connector = buildConnector({
+        timeout: opts.connectTimeout,
+        ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
+        allowH2: opts.h2,
+        // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
+        ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
+      } as buildConnector.BuildOptions);
+      this.#servername = https ? name : undefined;
       this.#dispatcher = new UndiciPool(this.origin, {
-        connect: {
-          timeout: opts.connectTimeout,
-          ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername, cert: tls.cert, key: tls.key }),
-        },
+        connect: (o, cb) => connector({ ...o, servername: sni }, cb),
         keepAliveTimeout: opts.keepAliveTimeout,
         // Timeouts are set per request (pool timeouts); these are only the defaults.
         headersTimeout: 0,
         bodyTimeout: 0,
         allowH2: opts.h2,
-        ...(opts.h2 && this.origin.startsWith('http:') ? { h2Options: { useH2c: true } } : {}),
       });
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
       if (old !== undefined) void old.close().catch(() => {});
     }
     return this.#dispatcher;
+  }
+
+  /**
+   * The TLS name requests to this target carry (undici re-keys connections when it changes
+   * between requests, so it must be constant per target); undefined for http:// targets.
+   */
+  get servername(): string | undefined {
+    return this.#servername;
   }
 
   /** Closes the connection pool gracefully (in-flight requests finish); resolves when closed. */
