@@ -2,6 +2,7 @@
 // of the whole routing table), close (drain). The only module that reads config types.
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
 import { POLICIES } from './balance/index.ts';
@@ -25,7 +26,10 @@ import { Router } from './router/router.ts';
 import type { RouteSpec } from './router/router.ts';
 import { createHandler } from './server/handler.ts';
 import type { CompiledRoute, Runtime } from './server/handler.ts';
-import { closeGracefully, createHttpServer, listen } from './server/listener.ts';
+import { CertStore, ensureSelfSigned, loadCertsDir, secureOptions, watchCertsDir } from './server/certs.ts';
+import type { TlsPolicy } from './server/certs.ts';
+import { closeGracefully, createHttpServer, createHttpsServer, listen, trackConnections } from './server/listener.ts';
+import type { TrackedConnections } from './server/listener.ts';
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { TargetRegistry } from './upstream/registry.ts';
@@ -183,8 +187,11 @@ export class Gateway {
   readonly #checker: HealthChecker<Target>;
   readonly #passive: PassiveHealth;
   #secret: string | undefined;
-  readonly #servers: Server[] = [];
+  readonly #servers: { server: Server | Http2SecureServer; tracked?: TrackedConnections }[] = [];
   #admin: Server | undefined;
+  readonly #certs = new CertStore();
+  #certWatch: { close(): void } | undefined;
+  #reloadingCerts: Promise<string[]> | undefined;
   #runtime!: Runtime;
   #pools = new Map<string, UpstreamPool>();
   #ready = false;
@@ -292,40 +299,116 @@ export class Gateway {
     this.#metrics.syncTargets(this.#registry.all());
   }
 
+  /** The certificates in force on the HTTPS listener. */
+  get certificates(): CertStore {
+    return this.#certs;
+  }
+
+  #tlsPolicy(): TlsPolicy {
+    return { minVersion: this.#config.listeners.https.minTlsVersion };
+  }
+
+  /**
+   * Loads certsDir into the store: each bad file is logged by name and skipped; with no usable
+   * certificate at all the certificates in force are kept. Returns the problems, one line each.
+   */
+  async #loadCerts(): Promise<string[]> {
+    const dir = this.#config.certsDir;
+    const r = await loadCertsDir(dir, this.#tlsPolicy());
+    const problems = r.errors.map((e) => `${e.file}: ${e.message}`);
+    for (const e of r.errors) this.#log.error({ file: e.file, err: e.message }, 'certificate not loaded');
+    for (const w of r.warnings) this.#log.warn({ file: w.file, warning: w.message }, 'certificate warning');
+    if (r.certs.length === 0) {
+      problems.push(`${dir}: no usable certificate`);
+      return problems;
+    }
+    this.#certs.install(r);
+    this.#log.info({ certificates: r.certs.map((c) => ({ file: c.file, names: c.names, notAfter: c.notAfter })), default: this.#certs.defaultCert?.file }, 'certificates loaded');
+    return problems;
+  }
+
+  /** Reloads the certificates (file change, SIGHUP, reload); concurrent calls share one load. */
+  reloadCerts(): Promise<string[]> {
+    this.#reloadingCerts ??= this.#loadCerts().finally(() => {
+      this.#reloadingCerts = undefined;
+    });
+    return this.#reloadingCerts;
+  }
+
+  #limits() {
+    const c = this.#config;
+    return {
+      clientHeader: c.timeouts.clientHeader,
+      clientIdle: c.timeouts.clientIdle,
+      maxHeaderSize: c.limits.maxHeaderSize,
+      maxConnections: c.limits.maxConnections,
+    };
+  }
+
+  #handlerOptions(scheme: 'http' | 'https', access: Logger | undefined) {
+    const c = this.#config;
+    return {
+      scheme,
+      runtime: () => this.#runtime,
+      trusted: trustPredicate(c.trustedProxies),
+      access,
+      log: this.#log,
+      retryBuffer: c.limits.retryBuffer,
+      onAttempt: (pool: Pool, target: Target, err: GatewayError | undefined) => this.#attempted(pool, target, err),
+      onDone: (route: string, pool: string, method: string, status: number, seconds: number) => this.#metrics.request(route, pool, method, status, seconds),
+    };
+  }
+
+  #countConnections(server: Server | Http2SecureServer, listener: string): void {
+    server.on('connection', (socket: import('node:net').Socket) => {
+      this.#metrics.connections(listener, 1);
+      socket.once('close', () => this.#metrics.connections(listener, -1));
+    });
+  }
+
   async #listen(access: Logger | undefined): Promise<void> {
     const c = this.#config;
-    const http = c.listeners.http.address;
-    if (http !== null) {
-      const handler = createHandler({
-        scheme: 'http',
-        runtime: () => this.#runtime,
-        trusted: trustPredicate(c.trustedProxies),
-        access,
-        log: this.#log,
-        retryBuffer: c.limits.retryBuffer,
-        onAttempt: (pool, target, err) => this.#attempted(pool, target, err),
-        onDone: (route, pool, method, status, seconds) => this.#metrics.request(route, pool, method, status, seconds),
-      });
-      const server = createHttpServer(handler, {
-        clientHeader: c.timeouts.clientHeader,
-        clientIdle: c.timeouts.clientIdle,
-        maxHeaderSize: c.limits.maxHeaderSize,
-        maxConnections: c.limits.maxConnections,
-      });
-      server.on('connection', (socket) => {
-        this.#metrics.connections('http', 1);
-        socket.once('close', () => this.#metrics.connections('http', -1));
-      });
-      this.#servers.push(server);
-      this.#addresses.http = await listen(server, http);
-    }
     const l = c.listeners;
-    if (l.http.redirectToHttps || l.http.proxyProtocol || l.https.proxyProtocol) {
-      this.#log.warn('listener options redirectToHttps and proxyProtocol are accepted but not active in this version');
+    if (l.http.proxyProtocol || l.https.proxyProtocol) {
+      this.#log.warn('listener option proxyProtocol is accepted but not active in this version');
     }
-    if (c.listeners.https.address !== null) {
-      // TLS termination arrives with the certificates work; say so rather than pretend.
-      this.#log.warn('the HTTPS listener is not available in this version; serving HTTP only');
+    // HTTPS first: the HTTP listener's redirect needs its bound port.
+    let httpsPort: number | undefined;
+    if (l.https.address !== null) {
+      const generated = await ensureSelfSigned(c.certsDir);
+      if (generated.length > 0) this.#log.warn({ files: generated }, `no certificate in ${c.certsDir}: generated a self-signed certificate for localhost; put real certificates there`);
+      const problems = await this.#loadCerts();
+      if (this.#certs.size === 0) throw new Error(`cannot start the HTTPS listener: ${problems.join('; ')}`);
+      const store = this.#certs;
+      const handler = createHandler({
+        ...this.#handlerOptions('https', access),
+        // 421 only when both names pick a certificate and they differ (RFC 9110 §15.5.20).
+        misdirected: (sni, host) => sni !== undefined && host !== '' && store.certFor(sni) !== store.certFor(host),
+        hsts: l.https.hsts ? 'max-age=31536000' : undefined,
+      });
+      const server = createHttpsServer(handler, this.#limits(), {
+        secure: secureOptions(this.#tlsPolicy()) as unknown as Record<string, unknown>,
+        defaultCert: store.defaultCert!.pem,
+        sniCallback: store.sniCallback,
+      });
+      store.attach(server, this.#tlsPolicy());
+      const tracked = trackConnections(server);
+      this.#countConnections(server, 'https');
+      this.#servers.push({ server, tracked });
+      this.#addresses.https = await listen(server, l.https.address);
+      httpsPort = Number(this.#addresses.https.split(':').pop());
+      this.#certWatch = watchCertsDir(c.certsDir, () => void this.reloadCerts());
+    }
+    if (l.http.address !== null) {
+      if (l.http.redirectToHttps && httpsPort === undefined) this.#log.warn('redirectToHttps is on but the HTTPS listener is off; serving HTTP');
+      const handler = createHandler({
+        ...this.#handlerOptions('http', access),
+        redirectToHttps: l.http.redirectToHttps && httpsPort !== undefined ? { port: httpsPort } : undefined,
+      });
+      const server = createHttpServer(handler, this.#limits());
+      this.#countConnections(server, 'http');
+      this.#servers.push({ server });
+      this.#addresses.http = await listen(server, l.http.address);
     }
     const admin = c.admin.address;
     if (admin !== null) {
@@ -348,6 +431,9 @@ export class Gateway {
 
   async #doReload(): Promise<ReloadResult> {
     const at = new Date().toISOString();
+    // Certificates reload with the routes (SIGHUP, POST /reload); their problems are logged and
+    // never block the routes.
+    if (this.#config.listeners.https.address !== null && this.#certs.size > 0) await this.reloadCerts();
     const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
     if (!loaded.ok) return this.#rejectReload(at, loaded.errors.map((e: ConfigError) => formatConfigError(e)));
     const version = this.#runtime.version + 1;
@@ -378,8 +464,9 @@ export class Gateway {
     // Readiness fails first and the admin API stays up while the public listeners drain, so
     // an orchestrator sees "not ready" rather than a refused connection.
     this.#ready = false;
+    this.#certWatch?.close();
     const probesStopped = this.#checker.stop();
-    await Promise.all(this.#servers.map((s) => closeGracefully(s, graceMs)));
+    await Promise.all(this.#servers.map((s) => closeGracefully(s.server, graceMs, s.tracked)));
     await probesStopped;
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
     await this.#registry.closeAll();

@@ -13,8 +13,16 @@ export type RequestBody =
 
 export const NO_BODY: RequestBody = { kind: 'none' };
 
-/** True when the request declares a body (RFC 9112 §6.3): a non-zero length, or chunked. */
+/**
+ * True when the request has a body: HTTP/1.1 declares one (RFC 9112 §6.3: a non-zero length, or
+ * chunked); HTTP/2 has one unless its HEADERS frame ended the stream (RFC 9113 §8.1) — gRPC
+ * requests carry no Content-Length at all.
+ */
 export function declaresBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) {
+    const stream = (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream;
+    return stream !== undefined && !stream.endAfterHeaders;
+  }
   const cl = req.headers['content-length'];
   if (cl !== undefined) return cl !== '0';
   return req.headers['transfer-encoding'] !== undefined;

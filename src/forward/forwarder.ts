@@ -45,6 +45,29 @@ function hasHeader(flat: readonly string[], name: string): boolean {
   return false;
 }
 
+const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
+
+/**
+ * A gRPC "trailers-only" response carries its status in a HEADERS frame that ends the stream.
+ * Node's compatibility response cannot end a stream with its headers, and clients ignore a
+ * status in ordinary headers; the equivalent form the gRPC spec also allows is headers, then
+ * trailers — so the status fields are taken out of `headers` (in place) and returned, to be
+ * sent as trailers. Returns undefined when the headers hold no gRPC status.
+ */
+function takeGrpcStatus(headers: string[]): Record<string, string> | undefined {
+  let status: Record<string, string> | undefined;
+  for (let i = 0; i < headers.length; ) {
+    const lower = headers[i].toLowerCase();
+    if (GRPC_STATUS_FIELDS.has(lower)) {
+      (status ??= {})[lower] = headers[i + 1];
+      headers.splice(i, 2);
+    } else {
+      i += 2;
+    }
+  }
+  return status;
+}
+
 // RFC 9110 §9.2.2 idempotent methods, as listed in SPEC §4.
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
@@ -61,6 +84,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   #done = false;
   #clientGone = false;
   #onDrain: (() => void) | undefined;
+  /** gRPC status fields of a trailers-only response, re-sent as trailers (see takeGrpcStatus). */
+  #grpcStatus: Record<string, string> | undefined;
 
   /** Attempts made so far (the access log's `attempts`). */
   attempts = 0;
@@ -240,6 +265,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (sticky !== undefined && sticky.token(this.#target!) !== r.stickyToken) {
       headers.push('set-cookie', sticky.setCookie(this.#target!, r.info.proto === 'https'));
     }
+    if (r.req.httpVersionMajor === 2) this.#grpcStatus = takeGrpcStatus(headers);
     const extra = r.listenerHeaders;
     if (extra !== undefined) {
       for (let i = 0; i < extra.length; i += 2) if (!hasHeader(headers, extra[i])) headers.push(extra[i], extra[i + 1]);
@@ -270,6 +296,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.#releaseTarget();
     this.#r.observer.attempt(this.#r.pool, target, undefined);
     const res = this.#r.res;
+    if (this.#grpcStatus !== undefined) trailers = { ...this.#grpcStatus, ...trailers };
     // Trailers (gRPC's grpc-status among them) pass on HTTP/2 and on chunked HTTP/1.1.
     if (trailers !== undefined && Object.keys(trailers).length > 0 && (res.chunkedEncoding || this.#r.req.httpVersionMajor === 2)) {
       res.addTrailers(trailers as Record<string, string>);

@@ -175,7 +175,7 @@ async function loadOne(c: CertCandidate, policy: TlsPolicy, now: Date): Promise<
 
   const warnings: string[] = [];
   const daysLeft = (notAfter.getTime() - now.getTime()) / DAY_MS;
-  if (daysLeft < EXPIRY_WARNING_DAYS) warnings.push(`expires on ${notAfter.toISOString()} (in ${Math.max(0, Math.floor(daysLeft))} days)`);
+  if (daysLeft < EXPIRY_WARNING_DAYS) warnings.push(`expires on ${notAfter.toISOString()} (in ${Math.max(0, Math.ceil(daysLeft))} days)`);
   for (let i = 0; i + 1 < chain.length; i++) {
     if (!chain[i]!.checkIssued(chain[i + 1]!)) {
       warnings.push(`certificate #${i + 2} in the file did not issue #${i + 1}: the chain should go leaf first, then each issuer; clients may fail to verify it`);

@@ -34,13 +34,13 @@ export interface TlsPolicy {
   minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
-/** The options secureOptions() returns. */
-export interface SecureOptions {
+/** The options secureOptions() returns (a type alias, so it is assignable to Record<string, unknown>). */
+export type SecureOptions = {
   minVersion: SecureVersion;
   ciphers: string;
   ecdhCurve: string;
   honorCipherOrder: true;
-}
+};
 
 /** Options to spread into tls/https/http2 createSecureServer and createSecureContext: minVersion, ciphers, ecdhCurve, honorCipherOrder. */
 export function secureOptions(policy: TlsPolicy): SecureOptions {

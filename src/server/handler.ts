@@ -238,7 +238,7 @@ class Exchange implements ForwardObserver {
     access.info({
       reqId: this.#requestId,
       method: req.method,
-      host: req.headers.host ?? '',
+      host: req.headers.host ?? req.headers[':authority'] ?? '',
       path: req.url,
       status,
       bytesIn: fw?.bytesIn ?? 0,

@@ -101,11 +101,33 @@ export function listen(server: Server | Http2SecureServer, addr: ListenAddress):
  * Stops accepting, lets in-flight requests finish for up to `graceMs`, closes idle keep-alive
  * connections at once and whatever is left at the deadline. Resolves when the server is closed.
  */
-export function closeGracefully(server: Server | Http2SecureServer, graceMs: number, sessions?: Set<import('node:http2').ServerHttp2Session>): Promise<void> {
+/** Connections of an HTTPS listener, tracked for shutdown (node:http2 has no closeAllConnections). */
+export interface TrackedConnections {
+  sessions: Set<import('node:http2').ServerHttp2Session>;
+  sockets: Set<import('node:net').Socket>;
+}
+
+/** Starts tracking the sessions and sockets of an HTTPS listener; returns the sets. */
+export function trackConnections(server: Http2SecureServer): TrackedConnections {
+  const t: TrackedConnections = { sessions: new Set(), sockets: new Set() };
+  server.on('session', (session) => {
+    t.sessions.add(session);
+    session.once('close', () => t.sessions.delete(session));
+  });
+  server.on('secureConnection', (socket) => {
+    t.sockets.add(socket);
+    socket.once('close', () => t.sockets.delete(socket));
+  });
+  return t;
+}
+
+export function closeGracefully(server: Server | Http2SecureServer, graceMs: number, tracked?: TrackedConnections): Promise<void> {
+  const sessions = tracked?.sessions;
   return new Promise((resolve) => {
     const closeAll = (): void => {
       if ('closeAllConnections' in server) server.closeAllConnections();
       for (const s of sessions ?? []) s.destroy();
+      for (const s of tracked?.sockets ?? []) s.destroy();
     };
     if (!server.listening) {
       closeAll();
