@@ -122,7 +122,7 @@ function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): ProbeConfig 
   if (h === undefined) return undefined;
   return {
     path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
-    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername },
+    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key },
   };
 }
 

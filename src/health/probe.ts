@@ -28,6 +28,9 @@ export interface ProbeTls {
   ca?: string | Buffer;
   /** SNI and the name the certificate is checked against, when not the origin's host. */
   servername?: string;
+  /** Client certificate and key (PEM) for targets that require mutual TLS. */
+  cert?: string;
+  key?: string;
 }
 
 /** The outcome of one probe. */
@@ -108,6 +111,8 @@ export function probe(origin: string, cfg: ProbeRequest, tls?: ProbeTls, signal?
       if (tls.rejectUnauthorized !== undefined) options.rejectUnauthorized = tls.rejectUnauthorized;
       if (tls.ca !== undefined) options.ca = tls.ca;
       if (tls.servername !== undefined) options.servername = tls.servername;
+      if (tls.cert !== undefined) options.cert = tls.cert;
+      if (tls.key !== undefined) options.key = tls.key;
     }
 
     try {

@@ -58,7 +58,11 @@ pools:
   private-ca: { targets: ["https://127.0.0.1:${tls}"], tls: { ca: ${dir}/ca.pem, serverName: api.internal }, retries: 0 }
   wrong-ca: { targets: ["https://127.0.0.1:${tls}"], tls: { ca: ${dir}/other-ca.pem, serverName: api.internal }, retries: 0 }
   no-verify: { targets: ["https://127.0.0.1:${tls}"], tls: { verify: false }, retries: 0 }
-  mtls: { targets: ["https://127.0.0.1:${mtls}"], tls: { ca: ${dir}/ca.pem, serverName: api.internal, cert: ${dir}/client.crt, key: ${dir}/client.key }, retries: 0 }
+  mtls:
+    targets: ["https://127.0.0.1:${mtls}"]
+    tls: { ca: ${dir}/ca.pem, serverName: api.internal, cert: ${dir}/client.crt, key: ${dir}/client.key }
+    retries: 0
+    healthCheck: { path: /health, interval: 100ms }
   mtls-without-cert: { targets: ["https://127.0.0.1:${mtls}"], tls: { ca: ${dir}/ca.pem, serverName: api.internal }, retries: 0 }
   h2: { targets: ["https://127.0.0.1:${h2}"], tls: { ca: ${dir}/ca.pem, serverName: api.internal }, h2: true }
   h2c: { targets: ["http://127.0.0.1:${h2c}"], h2: true }
@@ -105,6 +109,17 @@ describe('https:// targets', () => {
     expect(r.status).toBe(200);
     expect(r.body.clientCn).toBe('waygate-client');
     expect((await json('/mtls-without-cert')).status).toBe(502);
+  });
+
+  // Regression: probes used the pool's CA and name but not its client certificate.
+  test('health probes of an mTLS target present the client certificate too', async () => {
+    const seen = await new Promise<string | null>((resolve) => {
+      (servers[1] as HttpsServer).on('request', (req) => {
+        if (req.url === '/health') resolve(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN ?? ''));
+      });
+    });
+    expect(seen).toBe('waygate-client');
+    expect(gw.gateway.pools.get('mtls')!.targets[0].available).toBe(true);
   });
 
   test('an unreadable tls file is an error naming the pool and the file', async () => {
