@@ -58,6 +58,8 @@ export interface ForwardInfo {
   readonly requestId: string;
   /** Keep `te: trailers` (HTTP/2 upstreams: gRPC requires it, RFC 9113 §8.2.2). */
   readonly keepTeTrailers: boolean;
+  /** Keep `Connection: upgrade` and `Upgrade` (a WebSocket handshake, RFC 6455 §4.1). */
+  readonly keepUpgrade?: boolean;
 }
 
 /**
@@ -79,6 +81,10 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardInfo
     const lower = name.toLowerCase();
     if (lower === 'te' && info.keepTeTrailers && raw[i + 1].trim().toLowerCase() === 'trailers') {
       out.push('te', 'trailers');
+      continue;
+    }
+    if (info.keepUpgrade && (lower === 'upgrade' || lower === 'connection')) {
+      out.push(name, lower === 'connection' ? 'upgrade' : raw[i + 1]);
       continue;
     }
     if (HOP_BY_HOP.has(lower) || lower === 'expect' || lower.startsWith('proxy-')) continue;

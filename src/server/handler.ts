@@ -12,10 +12,11 @@ import type { RouteAction } from '../route/actions.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath, splitTarget } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
-import type { Router } from '../router/router.ts';
+import type { RouteMatch, Router } from '../router/router.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { sendError } from './respond.ts';
+import { checkRequest } from './validate.ts';
 
 /** A route as the request path needs it. */
 export interface CompiledRoute {
@@ -58,6 +59,47 @@ export interface HandlerOptions {
 // and logged, so it must not carry control bytes or grow the log without bound).
 const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
+
+/** A request resolved to its host, canonical path, query and route (undefined: no route). */
+export interface ResolvedRequest {
+  host: string;
+  /** The Host as sent (port included), or the authority of an absolute-form target. */
+  hostHeader: string | undefined;
+  path: string;
+  query: string;
+  view: RequestView;
+  match: RouteMatch<CompiledRoute> | undefined;
+}
+
+/**
+ * Checks and resolves a request: the validation rules, the target form, Host, path
+ * normalisation, 421 on HTTPS, then the router. Returns the error to answer with instead when
+ * the request must be refused. Shared by HTTP requests and WebSocket upgrades.
+ */
+export function resolveRequest(req: IncomingMessage, o: Pick<HandlerOptions, 'runtime' | 'misdirected'>): ResolvedRequest | GatewayError {
+  const invalid = checkRequest(req);
+  if (invalid !== undefined) return invalid;
+  let target = req.url ?? '/';
+  // HTTP/2 names the host in :authority (RFC 9113 §8.3.1); HTTP/1.1 in Host.
+  let hostHeader = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+  const abs = ABSOLUTE_FORM.exec(target);
+  if (abs !== null) {
+    // RFC 9112 §3.2.2: with an absolute-form target the authority in it is the host.
+    hostHeader = abs[1];
+    target = abs[2] === '' ? '/' : abs[2];
+  }
+  if (target.charCodeAt(0) !== 47 || target.includes('#')) return new GatewayError('bad_request', 'invalid request target');
+  const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
+  if (host === undefined) return new GatewayError('bad_request', 'invalid Host header');
+  const { path: rawPath, query } = splitTarget(target);
+  const norm = normalizePath(rawPath);
+  if (!norm.ok) return new GatewayError('bad_request', norm.reason);
+  if (o.misdirected !== undefined && o.misdirected((req.socket as TLSSocket).servername || undefined, host)) {
+    return new GatewayError('misdirected', `the Host "${host}" is not served by the certificate of this connection`);
+  }
+  const view = new RequestView(req.method ?? 'GET', host, norm.path, query, req.headers);
+  return { host, hostHeader, path: norm.path, query, view, match: o.runtime().router.match(view) };
+}
 
 /** Returns the peer address without the IPv4-mapped IPv6 prefix ("" when unknown). */
 export function peerAddress(req: IncomingMessage): string {
@@ -108,29 +150,11 @@ class Exchange implements ForwardObserver {
 
   run(): void {
     const req = this.#req;
-    let target = req.url ?? '/';
-    // HTTP/2 names the host in :authority (RFC 9113 §8.3.1); HTTP/1.1 in Host.
-    let hostHeader = req.headers.host ?? (req.headers[':authority'] as string | undefined);
-    const abs = ABSOLUTE_FORM.exec(target);
-    if (abs !== null) {
-      // RFC 9112 §3.2.2: with an absolute-form target the authority in it is the host.
-      hostHeader = abs[1];
-      target = abs[2] === '' ? '/' : abs[2];
-    }
-    if (target.charCodeAt(0) !== 47 || target.includes('#')) return this.fail(new GatewayError('bad_request', 'invalid request target'));
-    const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
-    if (host === undefined) return this.fail(new GatewayError('bad_request', 'invalid Host header'));
-    const { path: rawPath, query } = splitTarget(target);
-    const norm = normalizePath(rawPath);
-    if (!norm.ok) return this.fail(new GatewayError('bad_request', norm.reason));
     const o = this.#o;
-    if (o.redirectToHttps !== undefined) return this.#redirectToHttps(host, norm.path, query);
-    if (o.misdirected !== undefined && o.misdirected((req.socket as TLSSocket).servername || undefined, host)) {
-      return this.fail(new GatewayError('misdirected', `the Host "${host}" is not served by the certificate of this connection`));
-    }
-
-    const view = new RequestView(req.method ?? 'GET', host, norm.path, query, req.headers);
-    const match = this.#o.runtime().router.match(view);
+    const resolved = resolveRequest(req, o);
+    if (resolved instanceof GatewayError) return this.fail(resolved);
+    const { host, hostHeader, path, query, match, view } = resolved;
+    if (o.redirectToHttps !== undefined) return this.#redirectToHttps(host, path, query);
     if (match === undefined) return this.fail(new GatewayError('no_route', 'no route matched'));
     this.#route = match.name;
     const action = match.value.action;
@@ -149,7 +173,7 @@ class Exchange implements ForwardObserver {
           scheme: this.#o.scheme,
           host,
           port,
-          path: norm.path,
+          path: path,
           query: query === '' ? '' : '?' + query,
           params: match.params,
         });
@@ -163,7 +187,7 @@ class Exchange implements ForwardObserver {
       case 'forward': {
         const pool = action.choosePool();
         this.#pool = pool;
-        const upstreamPath = action.rewrite(norm.path, match.params);
+        const upstreamPath = action.rewrite(path, match.params);
         const fw = new Forwarder({
           req,
           res: this.#res,
