@@ -9,6 +9,10 @@ export type ErrorCode =
   | 'bad_request'
   | 'no_route'
   | 'misdirected'
+  | 'uri_too_long'
+  | 'headers_too_large'
+  | 'body_too_large'
+  | 'client_timeout'
   | 'no_healthy_upstream'
   | 'upstream_connect'
   | 'upstream_timeout'
@@ -24,6 +28,10 @@ const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   no_route: 404,
   misdirected: 421,
+  uri_too_long: 414,
+  headers_too_large: 431,
+  body_too_large: 413,
+  client_timeout: 408,
   no_healthy_upstream: 503,
   upstream_connect: 502,
   upstream_timeout: 504,
@@ -38,6 +46,10 @@ const SOURCE: Record<ErrorCode, ErrorSource> = {
   bad_request: 'client',
   no_route: 'client',
   misdirected: 'client',
+  uri_too_long: 'client',
+  headers_too_large: 'client',
+  body_too_large: 'client',
+  client_timeout: 'client',
   no_healthy_upstream: 'upstream',
   upstream_connect: 'upstream',
   upstream_timeout: 'upstream',

@@ -24,7 +24,7 @@ import type { RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
 import { Router } from './router/router.ts';
 import type { RouteSpec } from './router/router.ts';
-import { createHandler } from './server/handler.ts';
+import { createContinueHandler, createHandler } from './server/handler.ts';
 import type { CompiledRoute, Runtime } from './server/handler.ts';
 import { CertStore, ensureSelfSigned, loadCertsDir, secureOptions, watchCertsDir } from './server/certs.ts';
 import type { TlsPolicy } from './server/certs.ts';
@@ -353,7 +353,8 @@ export class Gateway {
       trusted: trustPredicate(c.trustedProxies),
       access,
       log: this.#log,
-      retryBuffer: c.limits.retryBuffer,
+      bodyLimits: { retryBuffer: c.limits.retryBuffer, maxBodySize: c.limits.maxBodySize, idleTimeout: c.timeouts.clientIdle },
+      writeIdleTimeout: c.timeouts.clientIdle,
       onAttempt: (pool: Pool, target: Target, err: GatewayError | undefined) => this.#attempted(pool, target, err),
       onDone: (route: string, pool: string, method: string, status: number, seconds: number) => this.#metrics.request(route, pool, method, status, seconds),
     };
@@ -380,17 +381,19 @@ export class Gateway {
       const problems = await this.#loadCerts();
       if (this.#certs.size === 0) throw new Error(`cannot start the HTTPS listener: ${problems.join('; ')}`);
       const store = this.#certs;
-      const handler = createHandler({
+      const httpsOptions = {
         ...this.#handlerOptions('https', access),
         // 421 only when both names pick a certificate and they differ (RFC 9110 §15.5.20).
-        misdirected: (sni, host) => sni !== undefined && host !== '' && store.certFor(sni) !== store.certFor(host),
+        misdirected: (sni: string | undefined, host: string) => sni !== undefined && host !== '' && store.certFor(sni) !== store.certFor(host),
         hsts: l.https.hsts ? 'max-age=31536000' : undefined,
-      });
+      };
+      const handler = createHandler(httpsOptions);
       const server = createHttpsServer(handler, this.#limits(), {
         secure: secureOptions(this.#tlsPolicy()) as unknown as Record<string, unknown>,
         defaultCert: store.defaultCert!.pem,
         sniCallback: store.sniCallback,
       });
+      server.on('checkContinue', createContinueHandler(httpsOptions, handler) as never);
       store.attach(server, this.#tlsPolicy());
       const tracked = trackConnections(server);
       this.#countConnections(server, 'https');
@@ -401,11 +404,13 @@ export class Gateway {
     }
     if (l.http.address !== null) {
       if (l.http.redirectToHttps && httpsPort === undefined) this.#log.warn('redirectToHttps is on but the HTTPS listener is off; serving HTTP');
-      const handler = createHandler({
+      const httpOptions = {
         ...this.#handlerOptions('http', access),
         redirectToHttps: l.http.redirectToHttps && httpsPort !== undefined ? { port: httpsPort } : undefined,
-      });
+      };
+      const handler = createHandler(httpOptions);
       const server = createHttpServer(handler, this.#limits());
+      server.on('checkContinue', createContinueHandler(httpOptions, handler));
       this.#countConnections(server, 'http');
       this.#servers.push({ server });
       this.#addresses.http = await listen(server, l.http.address);

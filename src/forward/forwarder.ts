@@ -7,7 +7,7 @@ import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { NO_BODY, prepareBody, replayable } from './body.ts';
-import type { RequestBody } from './body.ts';
+import type { BodyLimits, RequestBody } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { ForwardInfo, HeaderOps, RawResponseHeaders } from './headers.ts';
 
@@ -33,8 +33,10 @@ export interface ForwardRequest {
   readonly clientIp: string;
   /** The pool's sticky cookie value sent by the client, if any. */
   readonly stickyToken: string | undefined;
-  /** Request bodies up to this size are kept for a retry (limits.retryBuffer). */
-  readonly retryBuffer: number;
+  /** Retry buffer, maximum size and idle timeout of the request body. */
+  readonly bodyLimits: BodyLimits;
+  /** A client that reads nothing of the response for this long (ms) is disconnected. */
+  readonly writeIdleTimeout: number;
   /** Flat [name, value, …] the listener adds unless the upstream set them (HSTS). */
   readonly listenerHeaders: readonly string[] | undefined;
   readonly observer: ForwardObserver;
@@ -84,6 +86,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   #done = false;
   #clientGone = false;
   #onDrain: (() => void) | undefined;
+  #writeIdle: NodeJS.Timeout | undefined;
   /** gRPC status fields of a trailers-only response, re-sent as trailers (see takeGrpcStatus). */
   #grpcStatus: Record<string, string> | undefined;
 
@@ -108,13 +111,13 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   start(): void {
     const first = this.#firstTarget();
     if (first === undefined) return;
-    prepareBody(this.#r.req, this.#r.retryBuffer).then(
+    prepareBody(this.#r.req, this.#r.bodyLimits).then(
       (body) => {
         this.#body = body;
         if (this.#clientGone) return this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
         this.#attempt(first);
       },
-      () => this.#finish(new GatewayError('client_aborted', 'client closed the connection while sending the body')),
+      (err: unknown) => this.#finish(err instanceof GatewayError ? err : new GatewayError('client_aborted', 'client closed the connection while sending the body')),
     );
   }
 
@@ -211,6 +214,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
       return;
     }
+    // The client's fault (a body over the limit, or stalled): not the target's, and no retry.
+    if (err.source === 'client') {
+      this.#finish(err);
+      return;
+    }
     this.#r.observer.attempt(this.#r.pool, target, err);
     if (this.#retryable(err)) {
       const tried = (this.#tried ??= []);
@@ -228,6 +236,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   #finish(err: GatewayError | undefined): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#writeIdle);
     this.#releaseTarget();
     const res = this.#r.res;
     if (err === undefined) return;
@@ -284,10 +293,19 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytesOut += chunk.length;
-    if (!this.#r.res.write(chunk)) {
+    const res = this.#r.res;
+    if (!res.write(chunk)) {
+      // Backpressure: stop reading from the upstream until the client catches up — but a client
+      // that reads nothing for writeIdleTimeout is gone in all but name.
       controller.pause();
-      this.#onDrain ??= () => this.#controller?.resume();
-      this.#r.res.once('drain', this.#onDrain);
+      this.#onDrain ??= () => {
+        clearTimeout(this.#writeIdle);
+        this.#controller?.resume();
+      };
+      res.once('drain', this.#onDrain);
+      clearTimeout(this.#writeIdle);
+      this.#writeIdle = setTimeout(() => res.destroy(new GatewayError('client_timeout', 'client stopped reading the response')), this.#r.writeIdleTimeout);
+      this.#writeIdle.unref();
     }
   }
 
@@ -302,6 +320,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       res.addTrailers(trailers as Record<string, string>);
     }
     this.#done = true;
+    clearTimeout(this.#writeIdle);
     res.end();
   }
 

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
+import type { BodyLimits } from '../forward/body.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { RouteAction } from '../route/actions.ts';
 import { normalizeHost } from '../router/host.ts';
@@ -38,8 +39,10 @@ export interface HandlerOptions {
   readonly trusted: (ip: string) => boolean;
   readonly access: Logger | undefined;
   readonly log: Logger;
-  /** Request bodies up to this size are kept so a retry can resend them (limits.retryBuffer). */
-  readonly retryBuffer: number;
+  /** Retry buffer, maximum size and idle timeout of request bodies. */
+  readonly bodyLimits: BodyLimits;
+  /** A client that reads nothing of a response for this long (ms) is disconnected. */
+  readonly writeIdleTimeout: number;
   /** Called for every finished upstream attempt, `err` undefined on success (metrics, passive health). */
   readonly onAttempt?: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
   /** Called once per request when its response closes (metrics). */
@@ -206,7 +209,8 @@ class Exchange implements ForwardObserver {
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
           stickyToken: pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie),
-          retryBuffer: this.#o.retryBuffer,
+          bodyLimits: this.#o.bodyLimits,
+          writeIdleTimeout: this.#o.writeIdleTimeout,
           observer: this,
         });
         this.#forwarder = fw;
@@ -289,5 +293,25 @@ function hostPort(hostHeader: string | undefined): string | undefined {
 export function createHandler(o: HandlerOptions): RequestListener {
   return (req, res) => {
     new Exchange(o, req, res).run();
+  };
+}
+
+/**
+ * Returns the 'checkContinue' listener (RFC 9110 §10.1.1): a declared body over
+ * limits.maxBodySize is refused with 413 before the client sends it; otherwise the client is told
+ * to go on (100 Continue) and the request is handled like any other.
+ */
+export function createContinueHandler(o: HandlerOptions, handle: RequestListener): RequestListener {
+  return (req, res) => {
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > o.bodyLimits.maxBodySize) {
+      const incoming = req.headers['x-request-id'];
+      const id = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
+      res.shouldKeepAlive = false;
+      sendError(res, new GatewayError('body_too_large', 'declared body over limits.maxBodySize'), id, undefined, req.httpVersionMajor === 2, o.hsts);
+      return;
+    }
+    res.writeContinue();
+    handle(req, res);
   };
 }

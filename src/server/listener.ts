@@ -6,6 +6,7 @@ import { createSecureServer } from 'node:http2';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { SecureContext } from 'node:tls';
+import { MAX_HEADER_FIELDS } from './validate.ts';
 
 /** Where to bind. */
 export interface ListenAddress {
@@ -37,6 +38,9 @@ export function createHttpServer(handler: RequestListener, limits: ListenerLimit
     handler,
   );
   server.maxConnections = limits.maxConnections;
+  // Past this many header fields Node answers 431 and closes (its default, 2000, is far above
+  // what any client sends; see validate.ts).
+  server.maxHeadersCount = MAX_HEADER_FIELDS;
   return server;
 }
 
@@ -66,12 +70,38 @@ export function createHttpsServer(handler: RequestListener, limits: ListenerLimi
       SNICallback: id.sniCallback,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: limits.maxHeaderSize },
       maxSessionInvalidFrames: 100,
+      // A TCP connection that does not finish the TLS handshake in time is dropped (Node: 120 s).
+      handshakeTimeout: limits.clientHeader,
     },
     handler as unknown as Parameters<typeof createSecureServer>[1],
   );
   server.maxConnections = limits.maxConnections;
+  // The HTTP/1.1 fallback runs node:http's connection listener on this server, which reads
+  // maxHeadersCount from it (HTTP/2 streams are counted in validate.ts).
+  (server as unknown as { maxHeadersCount: number }).maxHeadersCount = MAX_HEADER_FIELDS;
   // An idle HTTP/2 session or HTTP/1.1 keep-alive connection is closed after clientIdle.
   server.setTimeout(limits.clientIdle);
+  // node:http2's HTTP/1.1 fallback does not apply node:http's headersTimeout: the first request's
+  // headers must arrive within clientHeader, else 408 and close (later ones: the idle timeout).
+  const pending = new WeakMap<object, NodeJS.Timeout>();
+  server.on('secureConnection', (socket) => {
+    if (socket.alpnProtocol === 'h2') return;
+    const timer = setTimeout(() => {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.destroySoon();
+    }, limits.clientHeader);
+    timer.unref();
+    pending.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  server.on('request', (req) => {
+    if (req.httpVersionMajor === 2) return;
+    const timer = pending.get(req.socket);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      pending.delete(req.socket);
+    }
+  });
   return server;
 }
 

@@ -4,9 +4,12 @@ import type { GatewayError } from '../errors.ts';
 
 const BODY: Record<number, string> = {
   400: 'bad request',
+  408: 'request timeout',
   404: 'no route',
   413: 'payload too large',
+  414: 'uri too long',
   421: 'misdirected request',
+  431: 'request header fields too large',
   500: 'internal error',
   502: 'bad gateway',
   503: 'no healthy upstream',

@@ -257,3 +257,41 @@ test('with an empty certs dir the CLI generates a self-signed localhost certific
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+describe('slow clients on the HTTPS listener', () => {
+  // Regression: node:http2 kept a silent TCP connection for its 120 s handshake timeout and did
+  // not apply the header timeout to HTTP/1.1-over-TLS connections.
+  let g: TestGateway;
+  let port: number;
+  beforeAll(async () => {
+    g = await startGateway('routes: [ { name: r, respond: { body: ok } } ]\n', (c) => {
+      c.certsDir = certs;
+      c.listeners.https.address = { host: '127.0.0.1', port: 0 };
+      c.timeouts.clientHeader = 400;
+      c.timeouts.clientIdle = 30_000;
+    });
+    port = Number(g.gateway.addresses.https!.split(':').pop());
+  });
+  afterAll(() => g.close());
+
+  test('a TCP connection that never starts TLS is closed after clientHeader', async () => {
+    const { connect } = await import('node:net');
+    const closed = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('close', () => resolve(true));
+    });
+    expect(closed).toBe(true);
+  });
+
+  test('HTTP/1.1 headers that do not arrive within clientHeader over TLS get 408', async () => {
+    const got = await new Promise<string>((resolve) => {
+      let text = '';
+      const s = tlsConnect({ host: '127.0.0.1', port, servername: 'shop.example.com', ca: ca.cert, ALPNProtocols: ['http/1.1'] }, () => s.write('GET / HTTP/1.1\r\nHost: shop.example.com\r\nX-Slow: '));
+      s.on('data', (d) => (text += d));
+      s.on('error', () => {});
+      s.on('close', () => resolve(text));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
+  });
+});
