@@ -267,6 +267,16 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
     const r = this.#r;
+    if (statusCode < 200) {
+      // Interim responses (RFC 9110 §15.2): 103 Early Hints are passed on; 100 Continue was
+      // already answered to the client by waygate itself, and other 1xx mean nothing to it.
+      if (statusCode === 103 && !r.res.headersSent) {
+        const links = clientResponseHeaders((controller.rawHeaders ?? []) as RawResponseHeaders, undefined, r.info.requestId)
+          .filter((_v, i, a) => i % 2 === 1 && a[i - 1].toLowerCase() === 'link');
+        if (links.length > 0) r.res.writeEarlyHints({ link: links });
+      }
+      return;
+    }
     const raw = (controller.rawHeaders ?? []) as RawResponseHeaders;
     const headers = clientResponseHeaders(raw, r.responseOps, r.info.requestId);
     // Pin (or re-pin) the client to the target that actually answered.

@@ -49,6 +49,10 @@ beforeAll(async () => {
         pump();
         return;
       }
+      if (u === '/hints') {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('after hints');
+      }
       if (u === '/head') return void res.writeHead(200, { 'content-length': '1000', 'content-type': 'text/plain' }).end();
       if (u === '/empty') return void res.writeHead(204).end();
       if (u === '/cached') return void res.writeHead(304, { etag: '"v1"' }).end();
@@ -220,6 +224,24 @@ describe('responses without a body and streams', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  test('103 Early Hints reach the client before the final response', async () => {
+    const got = await new Promise<{ info: { statusCode: number; headers: Record<string, unknown> }[]; status: number; body: string }>((resolve, reject) => {
+      const info: { statusCode: number; headers: Record<string, unknown> }[] = [];
+      const req = request(`${gw.url}/hints`, { agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ info, status: res.statusCode!, body }));
+      });
+      req.on('information', (i) => info.push({ statusCode: i.statusCode, headers: i.headers }));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(got.info).toHaveLength(1);
+    expect(got.info[0].statusCode).toBe(103);
+    expect(got.info[0].headers.link).toBe('</style.css>; rel=preload; as=style');
+    expect([got.status, got.body]).toEqual([200, 'after hints']);
   });
 
   test('server-sent events stream through unbuffered and are not cut by the response-header timeout', async () => {
