@@ -1,6 +1,8 @@
 // Bodies stream both ways with backpressure (SPEC §4): a large upload and a large download go
 // through the real CLI process byte-exact, and its memory stays far below the body size.
 import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -51,7 +53,9 @@ beforeAll(async () => {
     void sha256(req).then((digest) => res.end(digest));
   });
   const dir = await routesDir({ 'r.yaml': `pools: { big: { targets: ["${up.url}"] } }\nroutes: [ { name: big, match: { path: /* }, pool: big } ]\n` });
-  cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off', '--log-level', 'warn']);
+  // Uploads this large need a raised limits.maxBodySize (10mb by default).
+  await writeFile(join(dir, 'waygate.yml.conf'), 'limits: { maxBodySize: 4gb }\n');
+  cli = await startCli(['--config', join(dir, 'waygate.yml.conf'), '--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off', '--log-level', 'warn']);
   base = `http://${cli.addresses.http}`;
 });
 afterAll(async () => {
@@ -92,6 +96,7 @@ test('a large chunked upload reaches the upstream byte-exact without being buffe
     body(SIZE, 3).pipe(req);
   });
   const growth = await rssGrowth(upload);
+  if (process.env.WAYGATE_STREAM_TEST_REPORT) console.log(`upload ${SIZE / 2 ** 20} MiB: RSS growth ${(growth / 2 ** 20).toFixed(1)} MiB`);
   expect(await upload).toBe(expected);
   expect(growth).toBeLessThan(SIZE / 2);
 }, 120_000);
@@ -104,6 +109,7 @@ test('a large download reaches the client byte-exact without being buffered', as
     }).on('error', reject).end();
   });
   const growth = await rssGrowth(download);
+  if (process.env.WAYGATE_STREAM_TEST_REPORT) console.log(`download ${SIZE / 2 ** 20} MiB: RSS growth ${(growth / 2 ** 20).toFixed(1)} MiB`);
   expect(await download).toBe(expected);
   expect(growth).toBeLessThan(SIZE / 2);
 }, 120_000);
