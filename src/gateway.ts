@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
+import type { Server as NetServer } from 'node:net';
 import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
 import { POLICIES } from './balance/index.ts';
@@ -14,6 +15,7 @@ import type { PoolConfig, StaticConfig } from './config/schema.ts';
 import { resolveSecret } from './config/secret.ts';
 import { outcomeOf } from './errors.ts';
 import type { GatewayError } from './errors.ts';
+import { createUpgradeHandler } from './forward/websocket.ts';
 import { HealthChecker } from './health/checker.ts';
 import type { ProbeConfig } from './health/checker.ts';
 import { PassiveHealth } from './health/passive.ts';
@@ -29,6 +31,7 @@ import type { CompiledRoute, Runtime } from './server/handler.ts';
 import { CertStore, ensureSelfSigned, loadCertsDir, secureOptions, watchCertsDir } from './server/certs.ts';
 import type { TlsPolicy } from './server/certs.ts';
 import { closeGracefully, createHttpServer, createHttpsServer, listen, trackConnections } from './server/listener.ts';
+import { proxyProtocolFront } from './server/proxy-protocol.ts';
 import type { TrackedConnections } from './server/listener.ts';
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { UpstreamPool } from './upstream/pool.ts';
@@ -187,7 +190,7 @@ export class Gateway {
   readonly #checker: HealthChecker<Target>;
   readonly #passive: PassiveHealth;
   #secret: string | undefined;
-  readonly #servers: { server: Server | Http2SecureServer; tracked?: TrackedConnections }[] = [];
+  readonly #servers: { server: Server | Http2SecureServer; tracked?: TrackedConnections; front?: NetServer }[] = [];
   #admin: Server | undefined;
   readonly #certs = new CertStore();
   #certWatch: { close(): void } | undefined;
@@ -367,12 +370,29 @@ export class Gateway {
     });
   }
 
+  /**
+   * Binds a public listener, behind a PROXY protocol front when the listener asks for one (a
+   * connection without a valid header is then closed); returns the bound "host:port".
+   */
+  async #bind(server: Server | Http2SecureServer, addr: ListenAddress, proxyProtocol: boolean, tracked: TrackedConnections | undefined): Promise<string> {
+    if (!proxyProtocol) {
+      this.#servers.push({ server, tracked });
+      return listen(server, addr);
+    }
+    const front = proxyProtocolFront(server, {
+      timeout: this.#config.timeouts.clientHeader,
+      // A balancer's TCP health check (connect, close) lands here too: debug, not warn.
+      onReject: (reason, remote) => this.#log.debug({ remote, reason }, 'PROXY protocol header rejected'),
+    });
+    // emit('connection') bypasses the server's own limit: the front enforces it.
+    front.maxConnections = this.#config.limits.maxConnections;
+    this.#servers.push({ server, tracked, front });
+    return listen(front, addr);
+  }
+
   async #listen(access: Logger | undefined): Promise<void> {
     const c = this.#config;
     const l = c.listeners;
-    if (l.http.proxyProtocol || l.https.proxyProtocol) {
-      this.#log.warn('listener option proxyProtocol is accepted but not active in this version');
-    }
     // HTTPS first: the HTTP listener's redirect needs its bound port.
     let httpsPort: number | undefined;
     if (l.https.address !== null) {
@@ -396,9 +416,10 @@ export class Gateway {
       server.on('checkContinue', createContinueHandler(httpsOptions, handler) as never);
       store.attach(server, this.#tlsPolicy());
       const tracked = trackConnections(server);
+      // Upgraded TLS sockets are already in tracked.sockets, which shutdown destroys at its deadline.
+      server.on('upgrade', createUpgradeHandler({ ...httpsOptions, tunnels: tracked.sockets }));
       this.#countConnections(server, 'https');
-      this.#servers.push({ server, tracked });
-      this.#addresses.https = await listen(server, l.https.address);
+      this.#addresses.https = await this.#bind(server, l.https.address, l.https.proxyProtocol, tracked);
       httpsPort = Number(this.#addresses.https.split(':').pop());
       this.#certWatch = watchCertsDir(c.certsDir, () => void this.reloadCerts());
     }
@@ -411,9 +432,11 @@ export class Gateway {
       const handler = createHandler(httpOptions);
       const server = createHttpServer(handler, this.#limits());
       server.on('checkContinue', createContinueHandler(httpOptions, handler));
+      // closeAllConnections no longer sees upgraded sockets: shutdown destroys the tunnels via `tracked`.
+      const tunnels = new Set<import('node:net').Socket>();
+      server.on('upgrade', createUpgradeHandler({ ...httpOptions, tunnels }));
       this.#countConnections(server, 'http');
-      this.#servers.push({ server });
-      this.#addresses.http = await listen(server, l.http.address);
+      this.#addresses.http = await this.#bind(server, l.http.address, l.http.proxyProtocol, { sessions: new Set(), sockets: tunnels });
     }
     const admin = c.admin.address;
     if (admin !== null) {
@@ -471,7 +494,7 @@ export class Gateway {
     this.#ready = false;
     this.#certWatch?.close();
     const probesStopped = this.#checker.stop();
-    await Promise.all(this.#servers.map((s) => closeGracefully(s.server, graceMs, s.tracked)));
+    await Promise.all(this.#servers.map((s) => closeGracefully(s.server, graceMs, s.tracked, s.front)));
     await probesStopped;
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
     await this.#registry.closeAll();

@@ -27,11 +27,26 @@ export function compileHeaderOps(
 }
 
 // RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (legacy) and Expect (Node answers
-// 100-continue itself; undici refuses to send it). Upgrade is handled by the WebSocket path.
+// 100-continue itself; undici refuses to send it). Upgrade is handled by the WebSocket path;
+// outside it an `Upgrade: h2c` and its HTTP2-Settings are dropped here, so the request goes on
+// as plain HTTP/1.1 (RFC 9113 §3.1: the h2c upgrade is deprecated; a proxy never relays it).
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'http2-settings',
 ]);
+
+/** Returns an Upgrade value without its "h2c" protocols (RFC 9110 §7.8); unchanged when it has none. */
+function withoutH2c(value: string): string {
+  if (!value.toLowerCase().includes('h2c')) return value;
+  const kept: string[] = [];
+  for (const t of value.split(',')) {
+    const p = t.trim();
+    const lower = p.toLowerCase();
+    // protocol-name ["/" protocol-version]
+    if (p !== '' && lower !== 'h2c' && !lower.startsWith('h2c/')) kept.push(p);
+  }
+  return kept.join(', ');
+}
 
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
@@ -78,13 +93,25 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardInfo
     const name = raw[i];
     // HTTP/2 pseudo-headers (":authority", ":path", …) describe this hop only.
     if (name.charCodeAt(0) === 58) continue;
+    // A name with "_" is dropped (nginx's `underscores_in_headers off`): CGI-style upstreams
+    // (PHP, WSGI, Rack) map "-" and "_" to the same variable, so "X_Forwarded_For" would alias
+    // the x-forwarded-for waygate sets, bypassing the trust rules below. RFC 9110 §5.1 allows
+    // "_" in a field name, but no standard field uses it.
+    if (name.indexOf('_') !== -1) continue;
     const lower = name.toLowerCase();
     if (lower === 'te' && info.keepTeTrailers && raw[i + 1].trim().toLowerCase() === 'trailers') {
       out.push('te', 'trailers');
       continue;
     }
     if (info.keepUpgrade && (lower === 'upgrade' || lower === 'connection')) {
-      out.push(name, lower === 'connection' ? 'upgrade' : raw[i + 1]);
+      if (lower === 'connection') {
+        out.push(name, 'upgrade');
+        continue;
+      }
+      // Never an h2c upgrade, even alongside a WebSocket one (RFC 9113 §3.1 removed it; an
+      // upstream that accepted it would speak HTTP/2 on a connection waygate reads as HTTP/1.1).
+      const upgrade = withoutH2c(raw[i + 1]);
+      if (upgrade !== '') out.push(name, upgrade);
       continue;
     }
     if (HOP_BY_HOP.has(lower) || lower === 'expect' || lower.startsWith('proxy-')) continue;

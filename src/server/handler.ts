@@ -16,6 +16,7 @@ import { RequestView } from '../router/request-view.ts';
 import type { RouteMatch, Router } from '../router/router.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
+import { proxiedAddress } from './proxy-protocol.ts';
 import { sendError } from './respond.ts';
 import { checkRequest } from './validate.ts';
 
@@ -58,9 +59,11 @@ export interface HandlerOptions {
   readonly redirectToHttps?: { port: number };
 }
 
-// A client-supplied request id is kept only when it is short visible ASCII (it is echoed back
-// and logged, so it must not carry control bytes or grow the log without bound).
-const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
+/**
+ * Matches a client-supplied request id worth keeping: short visible ASCII (it is echoed back
+ * and logged, so it must not carry control bytes or grow the log without bound).
+ */
+export const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 
 /** A request resolved to its host, canonical path, query and route (undefined: no route). */
@@ -106,7 +109,8 @@ export function resolveRequest(req: IncomingMessage, o: Pick<HandlerOptions, 'ru
 
 /** Returns the peer address without the IPv4-mapped IPv6 prefix ("" when unknown). */
 export function peerAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
+  // Behind an L4 balancer speaking PROXY protocol, the header's source is the client.
+  const a = proxiedAddress(req.socket)?.address ?? req.socket.remoteAddress ?? '';
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
@@ -283,7 +287,8 @@ class Exchange implements ForwardObserver {
   }
 }
 
-function hostPort(hostHeader: string | undefined): string | undefined {
+/** Returns the port of a Host value ("a:8080" → "8080"), undefined when it names none. */
+export function hostPort(hostHeader: string | undefined): string | undefined {
   if (hostHeader === undefined) return undefined;
   const m = /:(\d+)$/.exec(hostHeader);
   return m === null ? undefined : m[1];
@@ -304,11 +309,15 @@ export function createHandler(o: HandlerOptions): RequestListener {
 export function createContinueHandler(o: HandlerOptions, handle: RequestListener): RequestListener {
   return (req, res) => {
     const cl = req.headers['content-length'];
-    if (cl !== undefined && Number(cl) > o.bodyLimits.maxBodySize) {
+    // A request refused anyway must not first invite its body.
+    const refused = checkRequest(req) ?? (cl !== undefined && Number(cl) > o.bodyLimits.maxBodySize
+      ? new GatewayError('body_too_large', 'declared body over limits.maxBodySize')
+      : undefined);
+    if (refused !== undefined) {
       const incoming = req.headers['x-request-id'];
       const id = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
       res.shouldKeepAlive = false;
-      sendError(res, new GatewayError('body_too_large', 'declared body over limits.maxBodySize'), id, undefined, req.httpVersionMajor === 2, o.hsts);
+      sendError(res, refused, id, undefined, req.httpVersionMajor === 2, o.hsts);
       return;
     }
     res.writeContinue();

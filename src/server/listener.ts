@@ -1,12 +1,12 @@
 // Public HTTP listener: node:http with the timeouts and limits of waygate.yaml, and the
 // connection bookkeeping graceful shutdown needs.
 import { createServer } from 'node:http';
-import type { RequestListener, Server } from 'node:http';
+import type { IncomingMessage, RequestListener, Server } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import type { Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { MAX_HEADER_FIELDS } from './validate.ts';
+import { isH2cUpgrade, MAX_HEADER_FIELDS } from './validate.ts';
 
 /** Where to bind. */
 export interface ListenAddress {
@@ -24,7 +24,7 @@ export interface ListenerLimits {
 
 /** Creates a public HTTP/1.1 server for `handler` with the given limits (not yet listening). */
 export function createHttpServer(handler: RequestListener, limits: ListenerLimits): Server {
-  const server = createServer(
+  const server: Server = createServer(
     {
       // Headers must arrive within clientHeader; the whole-request timeout is off so large,
       // slow uploads are not cut (body idleness is the upstream idle timeout's business).
@@ -34,6 +34,7 @@ export function createHttpServer(handler: RequestListener, limits: ListenerLimit
       maxHeaderSize: limits.maxHeaderSize,
       // How often Node checks headersTimeout; its 30 s default would let a slow client overstay.
       connectionsCheckingInterval: Math.min(1000, limits.clientHeader),
+      shouldUpgradeCallback: (req): boolean => upgradeUnlessH2c(server, req),
     },
     handler,
   );
@@ -42,6 +43,16 @@ export function createHttpServer(handler: RequestListener, limits: ListenerLimit
   // what any client sends; see validate.ts).
   server.maxHeadersCount = MAX_HEADER_FIELDS;
   return server;
+}
+
+/**
+ * Node's default sends every request with an Upgrade header to the 'upgrade' listener (the
+ * WebSocket path, which refuses anything else). An `Upgrade: h2c` is instead served as the plain
+ * HTTP/1.1 request it also is (RFC 9110 §7.8: a server may ignore Upgrade); the Upgrade and
+ * HTTP2-Settings fields are then dropped on the way upstream (forward/headers.ts).
+ */
+function upgradeUnlessH2c(server: { listenerCount(event: string): number }, req: IncomingMessage): boolean {
+  return !isH2cUpgrade(req) && server.listenerCount('upgrade') > 0;
 }
 
 /** Concurrent streams per HTTP/2 connection: Node's default is unbounded (2^32-1). */
@@ -77,8 +88,11 @@ export function createHttpsServer(handler: RequestListener, limits: ListenerLimi
   );
   server.maxConnections = limits.maxConnections;
   // The HTTP/1.1 fallback runs node:http's connection listener on this server, which reads
-  // maxHeadersCount from it (HTTP/2 streams are counted in validate.ts).
-  (server as unknown as { maxHeadersCount: number }).maxHeadersCount = MAX_HEADER_FIELDS;
+  // maxHeadersCount (HTTP/2 streams are counted in validate.ts) and shouldUpgradeCallback from it;
+  // createSecureServer does not take them as options.
+  const h1 = server as unknown as { maxHeadersCount: number; shouldUpgradeCallback: (req: IncomingMessage) => boolean };
+  h1.maxHeadersCount = MAX_HEADER_FIELDS;
+  h1.shouldUpgradeCallback = (req) => upgradeUnlessH2c(server, req);
   // An idle HTTP/2 session or HTTP/1.1 keep-alive connection is closed after clientIdle.
   server.setTimeout(limits.clientIdle);
   // node:http2's HTTP/1.1 fallback does not apply node:http's headersTimeout: the first request's
@@ -102,6 +116,14 @@ export function createHttpsServer(handler: RequestListener, limits: ListenerLimi
       pending.delete(req.socket);
     }
   });
+  // A WebSocket handshake never emits 'request', yet its headers did arrive: without this its
+  // tunnel would get the 408 above mid-session. Wrapped so the answer itself is unchanged.
+  const shouldUpgrade = h1.shouldUpgradeCallback;
+  h1.shouldUpgradeCallback = (req) => {
+    clearTimeout(pending.get(req.socket));
+    pending.delete(req.socket);
+    return shouldUpgrade(req);
+  };
   return server;
 }
 
@@ -116,7 +138,7 @@ export function formatAddress(a: AddressInfo): string {
 }
 
 /** Binds `server` to `addr`; resolves with the bound "host:port" or rejects with the bind error. */
-export function listen(server: Server | Http2SecureServer, addr: ListenAddress): Promise<string> {
+export function listen(server: Server | Http2SecureServer | NetServer, addr: ListenAddress): Promise<string> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -151,25 +173,29 @@ export function trackConnections(server: Http2SecureServer): TrackedConnections 
   return t;
 }
 
-export function closeGracefully(server: Server | Http2SecureServer, graceMs: number, tracked?: TrackedConnections): Promise<void> {
+export function closeGracefully(server: Server | Http2SecureServer, graceMs: number, tracked?: TrackedConnections, front?: NetServer): Promise<void> {
   const sessions = tracked?.sessions;
+  // With PROXY protocol the front accepts the connections; the server itself never listens.
+  const acceptor = front ?? server;
   return new Promise((resolve) => {
     const closeAll = (): void => {
       if ('closeAllConnections' in server) server.closeAllConnections();
       for (const s of sessions ?? []) s.destroy();
       for (const s of tracked?.sockets ?? []) s.destroy();
     };
-    if (!server.listening) {
+    if (!acceptor.listening) {
       closeAll();
       resolve();
       return;
     }
     const timer = setTimeout(closeAll, graceMs);
     timer.unref();
-    server.close(() => {
+    acceptor.close(() => {
       clearTimeout(timer);
       resolve();
     });
+    // Stops node:http's connection checker; it reports "not running", which is expected here.
+    if (front !== undefined) server.close(() => {});
     if ('closeIdleConnections' in server) server.closeIdleConnections();
     // HTTP/2: GOAWAY lets in-flight streams finish while the client opens no new ones.
     for (const s of sessions ?? []) s.close();

@@ -109,6 +109,12 @@ describe('request body limits', () => {
     expect(reply).not.toContain('100 Continue');
   });
 
+  test('with Expect: 100-continue a malformed request is refused before its body is invited', async () => {
+    const reply = await rawExchange(gw.port, 'POST /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+    expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+    expect(reply).not.toContain('100 Continue');
+  });
+
   test('with Expect: 100-continue a body within the limit is invited and forwarded', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
       const sock = connect(gw.port, '127.0.0.1');
