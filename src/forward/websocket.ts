@@ -2,7 +2,6 @@
 // target (validation, Host, routing, rewrites, sticky pin, balancing), then http-proxy-3 sends
 // the handshake upstream and pipes the two sockets. Everything waygate answers by itself is a
 // plain HTTP/1.1 response written on the raw socket, which is then closed.
-import { randomUUID } from 'node:crypto';
 import { ServerResponse } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -12,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { ProxyServer } from 'http-proxy-3';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
-import { REQUEST_ID_OK, clientAddress, hostPort, peerAddress, resolveRequest } from '../server/handler.ts';
+import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from '../server/handler.ts';
 import type { HandlerOptions } from '../server/handler.ts';
 import { sendError } from '../server/respond.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
@@ -138,8 +137,7 @@ class Tunnel {
     this.#head = head;
     this.#peerIp = peerAddress(req);
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
-    const incoming = req.headers['x-request-id'];
-    this.#requestId = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
+    this.#requestId = requestIdOf(req);
     // Node removed its own listeners when it handed the socket over: without this, a reset
     // from the client would be an uncaught 'error'.
     socket.on('error', () => {});
@@ -155,9 +153,7 @@ class Tunnel {
     if (resolved instanceof GatewayError) return this.#fail(resolved);
     const { host, hostHeader, path, query, match, view } = resolved;
     if (o.redirectToHttps !== undefined) {
-      const port = o.redirectToHttps.port;
-      const location = `https://${port === 443 ? host : `${host}:${port}`}${path}${query === '' ? '' : '?' + query}`;
-      return this.#answer(308, ['location', location, 'content-length', '0'], undefined);
+      return this.#answer(308, ['location', httpsLocation(o.redirectToHttps.port, host, path, query), 'content-length', '0'], undefined);
     }
     if (match === undefined) return this.#fail(new GatewayError('no_route', 'no route matched'));
     this.#route = match.name;

@@ -63,8 +63,19 @@ export interface HandlerOptions {
  * Matches a client-supplied request id worth keeping: short visible ASCII (it is echoed back
  * and logged, so it must not carry control bytes or grow the log without bound).
  */
-export const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
+const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
+
+/** Returns the request id: the client's when it is short visible ASCII, else a new UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
+}
+
+/** Returns the `redirectToHttps` Location: same host, path and query on the HTTPS port (no port for 443). */
+export function httpsLocation(port: number, host: string, path: string, query: string): string {
+  return `https://${port === 443 ? host : `${host}:${port}`}${path}${query === '' ? '' : '?' + query}`;
+}
 
 /** A request resolved to its host, canonical path, query and route (undefined: no route). */
 export interface ResolvedRequest {
@@ -150,8 +161,7 @@ class Exchange implements ForwardObserver {
     this.#res = res;
     this.#peerIp = peerAddress(req);
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
-    const incoming = req.headers['x-request-id'];
-    this.#requestId = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
+    this.#requestId = requestIdOf(req);
     res.once('close', () => this.#closed());
   }
 
@@ -245,9 +255,7 @@ class Exchange implements ForwardObserver {
 
   /** `redirectToHttps`: 308 to the same host, path and query on the HTTPS listener. */
   #redirectToHttps(host: string, path: string, query: string): void {
-    const port = this.#o.redirectToHttps!.port;
-    const authority = port === 443 ? host : `${host}:${port}`;
-    const location = `https://${authority}${path}${query === '' ? '' : '?' + query}`;
+    const location = httpsLocation(this.#o.redirectToHttps!.port, host, path, query);
     this.#res.writeHead(308, ['location', location, 'content-length', '0', 'x-request-id', this.#requestId]);
     this.#res.end();
   }
@@ -314,10 +322,8 @@ export function createContinueHandler(o: HandlerOptions, handle: RequestListener
       ? new GatewayError('body_too_large', 'declared body over limits.maxBodySize')
       : undefined);
     if (refused !== undefined) {
-      const incoming = req.headers['x-request-id'];
-      const id = typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
       res.shouldKeepAlive = false;
-      sendError(res, refused, id, undefined, req.httpVersionMajor === 2, o.hsts);
+      sendError(res, refused, requestIdOf(req), undefined, req.httpVersionMajor === 2, o.hsts);
       return;
     }
     res.writeContinue();
