@@ -6,6 +6,7 @@ import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
+import type { AdminSource, ExplainQuery } from './admin/admin.ts';
 import { POLICIES } from './balance/index.ts';
 import { StickyPins } from './balance/sticky.ts';
 import type { ListenAddress } from './config/address.ts';
@@ -23,7 +24,11 @@ import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import { compileAction } from './route/actions.ts';
 import type { RouteActionOptions } from './route/actions.ts';
+import { normalizeHost } from './router/host.ts';
+import { normalizePath } from './router/path.ts';
 import { parsePattern } from './router/pattern.ts';
+import { RequestView } from './router/request-view.ts';
+import { runRouteTests } from './route/tests.ts';
 import { Router } from './router/router.ts';
 import type { RouteSpec } from './router/router.ts';
 import { createContinueHandler, createHandler } from './server/handler.ts';
@@ -50,6 +55,8 @@ export interface GatewayOptions {
   log: Logger;
   access: Logger | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Watch the routes directory and reload on change (default true). */
+  watchRoutes?: boolean;
 }
 
 /** The bound addresses ("host:port"), null for a listener that is off. */
@@ -61,6 +68,11 @@ export interface BoundAddresses {
 
 /** The outcome of a reload. */
 export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };
+
+/** True for a loopback listen host (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 /** Returns a predicate telling whether an address is in the trusted-proxies list. */
 export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolean {
@@ -116,7 +128,9 @@ function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, 
     connect,
     h2: pc.h2,
   };
-  return new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
+  const pool = new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
+  pool.balance = pc.balance;
+  return pool;
 }
 
 /** Returns the active-check settings of a pool, or undefined when it has none. */
@@ -194,6 +208,7 @@ export class Gateway {
   #admin: Server | undefined;
   readonly #certs = new CertStore();
   #certWatch: { close(): void } | undefined;
+  #routesWatch: { close(): void } | undefined;
   #reloadingCerts: Promise<string[]> | undefined;
   #runtime!: Runtime;
   #pools = new Map<string, UpstreamPool>();
@@ -228,6 +243,8 @@ export class Gateway {
       throw err;
     }
     g.#ready = true;
+    // Routes files are watched: a change is validated, tested and swapped in, or logged and refused.
+    if (o.watchRoutes !== false) g.#routesWatch = watchCertsDir(o.config.routesDir, () => void g.reload());
     return g;
   }
 
@@ -249,6 +266,107 @@ export class Gateway {
   /** The process's metrics. */
   get metrics(): Metrics {
     return this.#metrics;
+  }
+
+  /** What the admin API reads: readiness, metrics, status, reload and explain of this process. */
+  adminSource(): AdminSource {
+    return {
+      ready: () => this.#ready,
+      metrics: this.#metrics,
+      status: async () => this.status(),
+      reload: async () => {
+        const r = await this.reload();
+        return r.ok ? { ok: true, version: r.version } : { ok: false, errors: r.errors };
+      },
+      explain: async (q) => this.explain(q),
+    };
+  }
+
+  /** Returns the JSON of GET /status: listeners, config version, last reload, routes, pools and targets, certificates. */
+  status(): Record<string, unknown> {
+    return {
+      ready: this.#ready,
+      pid: process.pid,
+      listeners: this.#addresses,
+      config: { version: this.#runtime.version, routesDir: this.#config.routesDir, lastReload: this.#lastReload ?? null },
+      routes: this.#runtime.router.size,
+      pools: [...this.#pools.values()].map((p) => ({
+        name: p.name,
+        balance: p.balance,
+        sticky: p.sticky === undefined ? null : p.sticky.options.cookie,
+        available: p.targets.filter((t) => t.available).length,
+        targets: p.targets.map((t) => {
+          const check = this.#checker.status(t);
+          return {
+            url: t.url,
+            weight: t.weight,
+            healthy: t.available,
+            activeHealthy: t.activeHealthy,
+            ejected: t.ejected,
+            inFlight: t.inFlight,
+            requests: t.requests,
+            failures: t.failures,
+            lastCheck: check?.lastCheck == null ? null : new Date(check.lastCheck).toISOString(),
+            lastCheckResult: check?.lastResult ?? null,
+          };
+        }),
+      })),
+      certificates: this.#certs.certs.map((c) => ({ file: c.file, names: c.names, notAfter: c.notAfter, default: c === this.#certs.defaultCert })),
+    };
+  }
+
+  /**
+   * Returns the JSON of GET /explain: the route chosen and every candidate rejected with the
+   * condition that failed, the rewrite, the pool and the target that would be picked now and
+   * why — without sending anything or moving any balancing state.
+   */
+  explain(q: ExplainQuery): Record<string, unknown> {
+    const url = new URL(q.url);
+    const host = normalizeHost(url.host);
+    if (host === undefined) throw new Error(`invalid host in ${q.url}`);
+    const norm = normalizePath(url.pathname);
+    if (!norm.ok) return { request: { method: q.method, url: q.url }, refused: `400: ${norm.reason}` };
+    const headers: Record<string, string> = { host: url.host };
+    for (const [k, v] of q.headers) headers[k.toLowerCase()] = v;
+    if (q.cookies.length > 0) headers.cookie = q.cookies.map(([k, v]) => `${k}=${v}`).join('; ');
+    const query = url.search.slice(1);
+    const view = new RequestView(q.method, host, norm.path, query, headers);
+    const { match, rejected } = this.#runtime.router.explain(view);
+    const out: Record<string, unknown> = {
+      request: { method: q.method, host, path: norm.path, query },
+      route: match?.name ?? null,
+      pattern: match?.pattern.source ?? null,
+      params: match?.params ?? {},
+      rejected,
+    };
+    if (match === undefined) return { ...out, result: '404 no route' };
+    const action = match.value.action;
+    if (action.kind === 'respond') return { ...out, action: 'respond', status: action.status };
+    if (action.kind === 'redirect') {
+      const location = action.location({ scheme: url.protocol.slice(0, -1), host, port: url.port, path: norm.path, query: query === '' ? '' : `?${query}`, params: match.params });
+      return { ...out, action: 'redirect', status: action.status, location };
+    }
+    const upstreamPath = action.rewrite(norm.path, match.params);
+    const pools = action.pools.map((pool, i) => {
+      const clientIp = '127.0.0.1';
+      const skipped = pool.targets.filter((t) => !t.available).map((t) => ({ url: t.url, reason: t.ejected ? 'passively ejected' : 'failing health checks' }));
+      let target: string | null = null;
+      let why: string;
+      const token = pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie);
+      const pinned = pool.sticky?.target(token);
+      if (pinned !== undefined && pinned.available) {
+        target = pinned.url;
+        why = `sticky cookie "${pool.sticky!.options.cookie}" pins it`;
+      } else if (pinned !== undefined && pool.sticky!.options.onDown === 'fail') {
+        why = `sticky target ${pinned.url} is down and onDown is fail: 503`;
+      } else {
+        const t = pool.preview({ clientIp });
+        target = t?.url ?? null;
+        why = t === undefined ? 'no available target: 503 no healthy upstream' : `${pool.balance}${pool.balance === 'ip-hash' ? ` of client ${clientIp}` : ''}${pinned !== undefined ? ' (sticky target down: rebalanced)' : ''}`;
+      }
+      return { pool: pool.name, weight: action.weights[i], target, why, skipped };
+    });
+    return { ...out, action: action.pools.length > 1 ? 'split' : 'forward', upstreamPath: query === '' ? upstreamPath : `${upstreamPath}?${query}`, pools };
   }
 
   /** The last reload's time, result and errors; undefined before the first reload. */
@@ -440,7 +558,11 @@ export class Gateway {
     }
     const admin = c.admin.address;
     if (admin !== null) {
-      const server = createAdminServer({ ready: () => this.#ready, metrics: this.#metrics });
+      const token = this.#env.WAYGATE_ADMIN_TOKEN || undefined;
+      if (token === undefined && !isLoopback(admin.host)) {
+        throw new Error(`the admin listener ${admin.host}:${admin.port} is reachable beyond loopback: set WAYGATE_ADMIN_TOKEN (a bearer token), or bind it to 127.0.0.1`);
+      }
+      const server = createAdminServer(this.adminSource(), { token });
       this.#admin = server;
       this.#addresses.admin = await listen(server, admin as ListenAddress);
     }
@@ -464,6 +586,9 @@ export class Gateway {
     if (this.#config.listeners.https.address !== null && this.#certs.size > 0) await this.reloadCerts();
     const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
     if (!loaded.ok) return this.#rejectReload(at, loaded.errors.map((e: ConfigError) => formatConfigError(e)));
+    // The routes files' own tests gate the swap like a syntax error (SPEC §3).
+    const failed = runRouteTests(loaded.value);
+    if (failed.length > 0) return this.#rejectReload(at, failed);
     const version = this.#runtime.version + 1;
     try {
       await this.#ensureSecret(loaded.value);
@@ -493,6 +618,7 @@ export class Gateway {
     // an orchestrator sees "not ready" rather than a refused connection.
     this.#ready = false;
     this.#certWatch?.close();
+    this.#routesWatch?.close();
     const probesStopped = this.#checker.stop();
     await Promise.all(this.#servers.map((s) => closeGracefully(s.server, graceMs, s.tracked, s.front)));
     await probesStopped;

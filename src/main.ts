@@ -8,6 +8,7 @@ import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/loa
 import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway.ts';
 import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
+import { runRouteTests } from './route/tests.ts';
 import type { LogLevel } from './observe/logger.ts';
 
 const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
@@ -104,6 +105,9 @@ async function main(argv: string[]): Promise<number> {
 
   const routes = await loadRoutesDir(cfg.routesDir, process.env);
   if (!routes.ok) return report(routes.errors.map(formatConfigError), values.check === true);
+  // The routes files' tests are part of the config: a failing one is an error like any other.
+  const failedTests = runRouteTests(routes.value);
+  if (failedTests.length > 0) return report(failedTests, values.check === true);
   if (values.check === true) {
     for (const w of routes.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write('ok\n');

@@ -25,6 +25,11 @@ export type Eligible<T> = (target: T) => boolean;
 export interface Policy<T extends Balanceable> {
   /** Returns an eligible target, or undefined when none is eligible. */
   pick(ctx: BalanceContext, eligible: Eligible<T>): T | undefined;
+  /**
+   * Returns what `pick` would return now without changing any state (for /explain). Policies
+   * without state between picks omit it and `pick` is used.
+   */
+  peek?(ctx: BalanceContext, eligible: Eligible<T>): T | undefined;
 }
 
 /** Options every policy factory accepts; `random` is injectable so tests are deterministic. */

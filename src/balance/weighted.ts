@@ -15,6 +15,22 @@ export class SmoothWeighted<T> {
     this.#current = new Float64Array(items.length);
   }
 
+  /** Returns the item `next` would return now, without moving the rotation; undefined when none is eligible. */
+  peek(eligible?: (item: T) => boolean): T | undefined {
+    const items = this.#items;
+    let best = -1;
+    let bestValue = 0;
+    for (let i = 0; i < items.length; i++) {
+      if (eligible !== undefined && !eligible(items[i])) continue;
+      const v = this.#current[i] + this.#weights[i];
+      if (best === -1 || v > bestValue) {
+        best = i;
+        bestValue = v;
+      }
+    }
+    return best === -1 ? undefined : items[best];
+  }
+
   /** Returns the next item among those `eligible` accepts, or undefined when none does. */
   next(eligible?: (item: T) => boolean): T | undefined {
     const items = this.#items;

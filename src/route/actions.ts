@@ -36,6 +36,9 @@ export interface RedirectValues {
 
 export interface ForwardAction {
   readonly kind: 'forward';
+  /** The pool, or every pool of a split (with `weights`). */
+  readonly pools: readonly UpstreamPool[];
+  readonly weights: readonly number[];
   /** Returns the pool for this request (a split picks by weight, preferring pools with an available target). */
   choosePool(): UpstreamPool;
   /** Returns the upstream path (without query) for the matched path and its params. */
@@ -77,12 +80,17 @@ export function compileAction(o: RouteActionOptions): RouteAction {
     };
   }
   let choosePool: () => UpstreamPool;
+  let pools: UpstreamPool[];
+  let weights: number[];
   if (o.pool !== undefined) {
     const pool = o.pool;
+    pools = [pool];
+    weights = [1];
     choosePool = () => pool;
   } else if (o.split !== undefined && o.split.length > 0) {
-    const pools = o.split.map((s) => s.pool);
-    const sw = new SmoothWeighted(pools, o.split.map((s) => s.weight));
+    pools = o.split.map((s) => s.pool);
+    weights = o.split.map((s) => s.weight);
+    const sw = new SmoothWeighted(pools, weights);
     // Canary traffic falls back to the other pools while a pool has nothing available.
     choosePool = () => sw.next(hasAvailableTarget) ?? sw.next()!;
   } else {
@@ -90,6 +98,8 @@ export function compileAction(o: RouteActionOptions): RouteAction {
   }
   return {
     kind: 'forward',
+    pools,
+    weights,
     choosePool,
     rewrite: compileRewrite(o.stripPrefix, o.rewritePath, o.params),
     requestOps: compileHeaderOps(o.requestHeaders),

@@ -37,6 +37,15 @@ export class UpstreamPool {
     this.#policy = policy(targets);
   }
 
+  /** The name of the balancing policy (for /status and /explain). */
+  balance = 'round-robin';
+
+  /** Returns the target a request would get now, without moving any balancing state; undefined when none is available. */
+  preview(ctx: BalanceContext): Target | undefined {
+    const p = this.#policy;
+    return p.peek !== undefined ? p.peek(ctx, isAvailable) : p.pick(ctx, isAvailable);
+  }
+
   /** Picks a target among those `eligible` accepts (available ones by default); undefined when none is. */
   select(ctx: BalanceContext, eligible: Eligible<Target> = isAvailable): Target | undefined {
     return this.#policy.pick(ctx, eligible);

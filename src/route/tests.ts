@@ -1,0 +1,67 @@
+// Routes-file tests (SPEC §3 `tests:`): each one is a request and what it must get — the route,
+// the pool, the upstream path, the status or Location of an answer — checked against a scratch
+// build of the routes, with no network. They run at --check, at start and before every reload;
+// a failing test rejects the routes like a syntax error.
+import { formatConfigError } from '../config/load.ts';
+import type { RoutesConfig } from '../config/load.ts';
+import { buildRuntime } from '../gateway.ts';
+import { normalizeHost } from '../router/host.ts';
+import { normalizePath } from '../router/path.ts';
+import { RequestView } from '../router/request-view.ts';
+import { TargetRegistry } from '../upstream/registry.ts';
+
+/** Runs every test of `routes`; returns one formatted error line per failed expectation (empty when all pass). */
+export function runRouteTests(routes: RoutesConfig): string[] {
+  if (routes.tests.length === 0) return [];
+  // A scratch registry: its targets never connect (connection pools are made on first use).
+  const { runtime } = buildRuntime(routes, new TargetRegistry(), 0, 'route-tests');
+  const errors: string[] = [];
+  for (const t of routes.tests) {
+    const fail = (message: string): void => {
+      errors.push(formatConfigError({ file: t.source.file, line: t.source.line, col: t.source.col, path: `tests[${t.source.index}]`, message }));
+    };
+    const url = new URL(t.request.url);
+    const host = normalizeHost(url.host) ?? '';
+    const norm = normalizePath(url.pathname);
+    if (!norm.ok) {
+      fail(`the request path is refused: ${norm.reason}`);
+      continue;
+    }
+    const headers: Record<string, string> = { host: url.host };
+    for (const [k, v] of Object.entries(t.headers)) headers[k.toLowerCase()] = v;
+    const cookies = Object.entries(t.cookies).map(([k, v]) => `${k}=${v}`).join('; ');
+    if (cookies !== '') headers.cookie = cookies;
+    const query = url.search.slice(1);
+    const match = runtime.router.match(new RequestView(t.request.method, host, norm.path, query, headers));
+    const e = t.expect;
+    const got = match?.name;
+    if (e.route !== undefined && got !== e.route) fail(`expected route "${e.route}", got ${got === undefined ? 'no route' : `"${got}"`}`);
+    const action = match?.value.action;
+    if (e.status !== undefined) {
+      const status = action === undefined ? 404 : action.kind === 'forward' ? undefined : action.status;
+      if (status === undefined) fail(`status is only known for respond, redirect and unmatched requests; route "${got}" forwards`);
+      else if (status !== e.status) fail(`expected status ${e.status}, got ${status}`);
+    }
+    if (e.pool !== undefined || e.path !== undefined) {
+      if (action?.kind !== 'forward') {
+        fail(`expected a forwarding route, got ${got === undefined ? 'no route' : `"${got}" (${action!.kind})`}`);
+      } else {
+        const pools = action.pools.map((p) => p.name);
+        if (e.pool !== undefined && !pools.includes(e.pool)) fail(`expected pool "${e.pool}", got ${pools.map((p) => `"${p}"`).join(' or ')}`);
+        const path = action.rewrite(norm.path, match!.params);
+        const expectedPath = e.path!;
+        const full = expectedPath.includes('?') && query !== '' ? `${path}?${query}` : path;
+        if (e.path !== undefined && full !== expectedPath) fail(`expected upstream path "${expectedPath}", got "${full}"`);
+      }
+    }
+    if (e.location !== undefined) {
+      if (action?.kind !== 'redirect') fail(`expected a redirect, got ${got === undefined ? 'no route' : `"${got}"`}`);
+      else {
+        const location = action.location({ scheme: url.protocol.slice(0, -1), host, port: url.port, path: norm.path, query: query === '' ? '' : `?${query}`, params: match!.params });
+        if (location !== e.location) fail(`expected Location "${e.location}", got "${location}"`);
+      }
+    }
+    if (e.host !== undefined && host !== e.host.toLowerCase()) fail(`expected host "${e.host}", got "${host}"`);
+  }
+  return errors;
+}
