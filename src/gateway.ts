@@ -40,6 +40,8 @@ import { proxyProtocolFront } from './server/proxy-protocol.ts';
 import type { TrackedConnections } from './server/listener.ts';
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { UpstreamPool } from './upstream/pool.ts';
+import { DnsDiscovery, expandTarget, systemResolver } from './upstream/dns.ts';
+import type { Resolver } from './upstream/dns.ts';
 import { TargetRegistry } from './upstream/registry.ts';
 import type { Target, UpstreamTls } from './upstream/target.ts';
 import type { UpstreamPool as Pool } from './upstream/pool.ts';
@@ -57,6 +59,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Watch the routes directory and reload on change (default true). */
   watchRoutes?: boolean;
+  /** How `discovery: dns` resolves names (the system resolver by default). */
+  resolver?: Resolver;
 }
 
 /** The bound addresses ("host:port"), null for a listener that is off. */
@@ -115,8 +119,41 @@ export async function readPoolTls(routes: RoutesConfig): Promise<PoolTlsFiles> {
   return out;
 }
 
-function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined): UpstreamPool {
-  const targets = pc.targets.map((t) => registry.obtain(name, t.url, t.weight));
+/** Returns the addresses DNS discovery knows for a host, or undefined when it has none yet. */
+export type Discovered = (host: string) => readonly string[] | undefined;
+
+/**
+ * Returns a pool's target URLs and weights: as configured, or — with `discovery: dns` — one per
+ * address each host name resolved to (a name not resolved yet stays as configured).
+ */
+function targetList(pc: PoolConfig, discovered: Discovered | undefined): { url: string; weight: number }[] {
+  if (pc.discovery !== 'dns' || discovered === undefined) return pc.targets;
+  return pc.targets.flatMap((t) => {
+    const host = new URL(t.url).hostname;
+    const addresses = isIP(host.replace(/^\[|\]$/g, '')) !== 0 ? undefined : discovered(host);
+    return addresses === undefined ? [t] : expandTarget(t.url, addresses).map((url) => ({ url, weight: t.weight }));
+  });
+}
+
+/** The host names of every `discovery: dns` pool, with their refresh interval. */
+function discoveryHosts(routes: RoutesConfig): Map<string, number> {
+  const hosts = new Map<string, number>();
+  for (const pc of routes.pools.values()) {
+    if (pc.discovery !== 'dns') continue;
+    for (const t of pc.targets) {
+      const host = new URL(t.url).hostname;
+      if (isIP(host.replace(/^\[|\]$/g, '')) === 0) hosts.set(host, Math.min(hosts.get(host) ?? Infinity, pc.dnsRefresh));
+    }
+  }
+  return hosts;
+}
+
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined, discovered?: Discovered): UpstreamPool {
+  const targets = targetList(pc, discovered).map((t) => registry.obtain(name, t.url, t.weight));
+  // Discovered https targets are addresses: their certificate names the configured host.
+  if (pc.discovery === 'dns' && tls !== undefined && tls.servername === undefined) {
+    tls = { ...tls, servername: new URL(pc.targets[0].url).hostname };
+  }
   const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
   const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
   connect.key = JSON.stringify(connect);
@@ -152,16 +189,15 @@ function needsSecret(routes: RoutesConfig): boolean {
 /** Returns the keys of a pool that are validated but do not act yet (empty when none). */
 export function inactivePoolKeys(pc: PoolConfig): string[] {
   const keys: string[] = [];
-  if (pc.discovery !== undefined) keys.push('discovery');
   return keys;
 }
 
 /** Compiles routes and pools into a runtime; returns it with every target it uses. */
-export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles, discovered?: Discovered): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
   const pools = new Map<string, UpstreamPool>();
   const targets = new Set<Target>();
   for (const [name, pc] of routes.pools) {
-    const pool = poolFromConfig(name, pc, registry, secret, tls?.get(name));
+    const pool = poolFromConfig(name, pc, registry, secret, tls?.get(name), discovered);
     pools.set(name, pool);
     for (const t of pool.targets) targets.add(t);
   }
@@ -204,6 +240,9 @@ export class Gateway {
   readonly #checker: HealthChecker<Target>;
   readonly #passive: PassiveHealth;
   #secret: string | undefined;
+  readonly #dns: DnsDiscovery;
+  #routes!: RoutesConfig;
+  #poolTls: PoolTlsFiles = new Map();
   readonly #servers: { server: Server | Http2SecureServer; tracked?: TrackedConnections; front?: NetServer }[] = [];
   #admin: Server | undefined;
   readonly #certs = new CertStore();
@@ -224,6 +263,11 @@ export class Gateway {
     this.#metrics = new Metrics(() => this.#registry.all());
     const changed = (target: Target, available: boolean, reason: string): void => this.#availabilityChanged(target, available, reason);
     this.#passive = new PassiveHealth(changed);
+    this.#dns = new DnsDiscovery(
+      o.resolver ?? systemResolver,
+      () => this.#rediscover(),
+      (host, err) => this.#log.warn({ host, err }, 'DNS lookup failed; keeping the last addresses'),
+    );
     this.#checker = new HealthChecker<Target>((target, healthy, reason) => {
       // Every flip of the active verdict is logged; the gauge follows availability.
       this.#log[healthy ? 'info' : 'warn']({ pool: target.pool, target: target.url, reason }, healthy ? 'target passed health checks' : 'target failed health checks');
@@ -235,7 +279,8 @@ export class Gateway {
   static async start(o: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(o);
     await g.#ensureSecret(o.routes);
-    g.#install(o.routes, 1, await readPoolTls(o.routes));
+    await g.#dns.sync(discoveryHosts(o.routes));
+    g.#install(o.routes, 1, await readPoolTls(o.routes), true);
     try {
       await g.#listen(o.access);
     } catch (err) {
@@ -396,8 +441,24 @@ export class Gateway {
     }
   }
 
-  #install(routes: RoutesConfig, version: number, tls: PoolTlsFiles): void {
-    const built = buildRuntime(routes, this.#registry, version, this.#secret, tls);
+  /** DNS answers changed: rebuild the pools from the routes in force (same version). */
+  #rediscover(): void {
+    this.#install(this.#routes, this.#runtime.version, this.#poolTls);
+    this.#log.info({ pools: [...this.#pools.values()].filter((p) => this.#routes.pools.get(p.name)?.discovery === 'dns').map((p) => ({ pool: p.name, targets: p.targets.map((t) => t.url) })) }, 'discovered targets changed');
+  }
+
+  #install(routes: RoutesConfig, version: number, tls: PoolTlsFiles, first = false): void {
+    const known = (pool: string, url: string): boolean => this.#registry.has(pool, url);
+    const fresh = new Set<Target>();
+    if (!first) {
+      for (const [name, pc] of routes.pools) {
+        if (pc.discovery !== 'dns' || pc.healthCheck === undefined) continue;
+        for (const t of targetList(pc, (h) => this.#dns.addresses(h))) if (!known(name, t.url)) fresh.add(this.#registry.obtain(name, t.url, t.weight));
+      }
+    }
+    const built = buildRuntime(routes, this.#registry, version, this.#secret, tls, (h) => this.#dns.addresses(h));
+    this.#routes = routes;
+    this.#poolTls = tls;
     for (const [name, pc] of routes.pools) {
       const inactive = inactivePoolKeys(pc);
       if (inactive.length > 0) this.#log.warn({ pool: name, keys: inactive }, 'pool settings accepted but not active in this version');
@@ -406,7 +467,7 @@ export class Gateway {
     this.#runtime = built.runtime;
     this.#pools = built.pools;
     this.#registry.retain(built.targets);
-    const probes: { target: Target; config: ProbeConfig }[] = [];
+    const probes: { target: Target; config: ProbeConfig; healthy?: boolean }[] = [];
     for (const [name, pool] of built.pools) {
       const config = probeConfig(routes.pools.get(name)!, tls.get(name));
       if (config === undefined) {
@@ -414,7 +475,11 @@ export class Gateway {
         for (const t of pool.targets) if (!t.activeHealthy) t.setActiveHealth(true);
         continue;
       }
-      for (const target of pool.targets) probes.push({ target, config });
+      // A target discovered after start joins only once it passes its health checks.
+      for (const target of pool.targets) {
+        if (fresh.has(target)) target.setActiveHealth(false);
+        probes.push({ target, config, healthy: fresh.has(target) ? false : undefined });
+      }
     }
     this.#checker.sync(probes);
     this.#metrics.syncTargets(this.#registry.all());
@@ -592,6 +657,7 @@ export class Gateway {
     const version = this.#runtime.version + 1;
     try {
       await this.#ensureSecret(loaded.value);
+      await this.#dns.sync(discoveryHosts(loaded.value));
       this.#install(loaded.value, version, await readPoolTls(loaded.value));
     } catch (err) {
       return this.#rejectReload(at, [(err as Error).message]);
@@ -617,6 +683,7 @@ export class Gateway {
     // Readiness fails first and the admin API stays up while the public listeners drain, so
     // an orchestrator sees "not ready" rather than a refused connection.
     this.#ready = false;
+    this.#dns.stop();
     this.#certWatch?.close();
     this.#routesWatch?.close();
     const probesStopped = this.#checker.stop();

@@ -11,6 +11,7 @@ import { loadRoutesDir } from '../src/config/load.ts';
 import { defaultStaticConfig } from '../src/config/schema.ts';
 import type { StaticConfig } from '../src/config/schema.ts';
 import { Gateway } from '../src/gateway.ts';
+import type { GatewayOptions } from '../src/gateway.ts';
 import { createLoggers } from '../src/observe/logger.ts';
 
 /** A real HTTP server on 127.0.0.1 with an ephemeral port. */
@@ -87,7 +88,12 @@ export interface TestGateway {
  * Writes `files` (name → YAML) into a fresh routes directory and starts a gateway on loopback
  * port 0 with the admin API on port 0; `tweak` may change the static config first.
  */
-export async function startGateway(files: Record<string, string> | string, tweak?: (c: StaticConfig) => void, env: NodeJS.ProcessEnv = process.env): Promise<TestGateway> {
+export async function startGateway(
+  files: Record<string, string> | string,
+  tweak?: (c: StaticConfig) => void,
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Pick<GatewayOptions, 'resolver' | 'watchRoutes'> = {},
+): Promise<TestGateway> {
   const routesDir = await mkdtemp(join(tmpdir(), 'waygate-routes-'));
   const fileMap = typeof files === 'string' ? { 'routes.yaml': files } : files;
   for (const [name, text] of Object.entries(fileMap)) await writeFile(join(routesDir, name), text);
@@ -110,7 +116,7 @@ export async function startGateway(files: Record<string, string> | string, tweak
     },
   };
   const { log, access } = createLoggers({ level: config.log.level, access: config.log.access, destination });
-  const gateway = await Gateway.start({ config, routes: routes.value, log, access, env });
+  const gateway = await Gateway.start({ config, routes: routes.value, log, access, env, ...extra });
   const port = Number(gateway.addresses.http!.split(':').pop());
   const accessLogs = (): Record<string, unknown>[] => logs.filter((l) => l.msg === 'request');
   return {

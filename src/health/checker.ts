@@ -96,16 +96,20 @@ export class HealthChecker<T extends CheckedTarget> {
   }
 
   /** Makes the probed set exactly `entries`: starts loops for new targets, applies changed configs to running ones (keeping their HealthState), stops loops for targets no longer listed. */
-  sync(entries: Iterable<{ target: T; config: ProbeConfig }>): void {
+  sync(entries: Iterable<{ target: T; config: ProbeConfig; healthy?: boolean }>): void {
     const wanted = new Map<T, ProbeConfig>();
-    for (const { target, config } of entries) wanted.set(target, config);
+    const initial = new Map<T, boolean>();
+    for (const { target, config, healthy } of entries) {
+      wanted.set(target, config);
+      if (healthy !== undefined) initial.set(target, healthy);
+    }
 
     for (const [target, loop] of this.#loops) {
       if (!wanted.has(target)) this.#drop(loop);
     }
     for (const [target, config] of wanted) {
       const loop = this.#loops.get(target);
-      if (loop === undefined) this.#start(target, config);
+      if (loop === undefined) this.#start(target, config, initial.get(target) ?? true);
       else this.#update(loop, config);
     }
   }
@@ -123,13 +127,14 @@ export class HealthChecker<T extends CheckedTarget> {
     await Promise.all(this.#retiring.values());
   }
 
-  #start(target: T, config: ProbeConfig): void {
+  #start(target: T, config: ProbeConfig, healthy: boolean): void {
     const loop: Loop<T> = {
       target,
       config,
       // Targets start healthy (Caddy, HAProxy): a fresh gateway serves at once instead of
       // answering 503 until enough probes have passed.
-      state: new HealthState(config),
+      // A target discovered later starts unhealthy and joins after healthyAfter passing probes.
+      state: new HealthState(config, healthy),
       active: true,
       timer: undefined,
       dueAt: 0,

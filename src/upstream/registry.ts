@@ -35,6 +35,11 @@ export class TargetRegistry {
     return removed;
   }
 
+  /** True when (pool, url) is already known. */
+  has(pool: string, url: string): boolean {
+    return this.#targets.has(targetKey(pool, url));
+  }
+
   /** Every target currently known. */
   all(): IterableIterator<Target> {
     return this.#targets.values();
