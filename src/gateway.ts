@@ -186,6 +186,73 @@ function needsSecret(routes: RoutesConfig): boolean {
   return false;
 }
 
+/** Returns the addresses DNS discovery knows for a host, or undefined when it has none yet. */
+export type Discovered = (host: string) => readonly string[] | undefined;
+
+/**
+ * Returns a pool's target URLs and weights: as configured, or — with `discovery: dns` — one per
+ * address each host name resolved to (a name not resolved yet stays as configured).
+ */
+function targetList(pc: PoolConfig, discovered: Discovered | undefined): { url: string; weight: number }[] {
+  if (pc.discovery !== 'dns' || discovered === undefined) return pc.targets;
+  return pc.targets.flatMap((t) => {
+    const host = new URL(t.url).hostname;
+    const addresses = isIP(host.replace(/^\[|\]$/g, '')) !== 0 ? undefined : discovered(host);
+    return addresses === undefined ? [t] : expandTarget(t.url, addresses).map((url) => ({ url, weight: t.weight }));
+  });
+}
+
+/** The host names of every `discovery: dns` pool, with their refresh interval. */
+function discoveryHosts(routes: RoutesConfig): Map<string, number> {
+  const hosts = new Map<string, number>();
+  for (const pc of routes.pools.values()) {
+    if (pc.discovery !== 'dns') continue;
+    for (const t of pc.targets) {
+      const host = new URL(t.url).hostname;
+      if (isIP(host.replace(/^\[|\]$/g, '')) === 0) hosts.set(host, Math.min(hosts.get(host) ?? Infinity, pc.dnsRefresh));
+    }
+  }
+  return hosts;
+}
+
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined, discovered?: Discovered): UpstreamPool {
+  const targets = targetList(pc, discovered).map((t) => registry.obtain(name, t.url, t.weight));
+  // Discovered https targets are addresses: their certificate names the configured host.
+  if (pc.discovery === 'dns' && tls !== undefined && tls.servername === undefined) {
+    tls = { ...tls, servername: new URL(pc.targets[0].url).hostname };
+  }
+  const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
+  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
+  connect.key = JSON.stringify(connect);
+  const settings = {
+    responseTimeout: pc.timeouts.response,
+    idleTimeout: pc.timeouts.idle,
+    retries: pc.retries,
+    retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
+    connect,
+    h2: pc.h2,
+  };
+  const pool = new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
+  pool.balance = pc.balance;
+  return pool;
+}
+
+/** Returns the active-check settings of a pool, or undefined when it has none. */
+function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): ProbeConfig | undefined {
+  const h = pc.healthCheck;
+  if (h === undefined) return undefined;
+  return {
+    path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
+    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key },
+  };
+}
+
+/** True when some pool needs the sticky secret. */
+function needsSecret(routes: RoutesConfig): boolean {
+  for (const pc of routes.pools.values()) if (pc.sticky !== undefined) return true;
+  return false;
+}
+
 /** Returns the keys of a pool that are validated but do not act yet (empty when none). */
 export function inactivePoolKeys(pc: PoolConfig): string[] {
   const keys: string[] = [];
@@ -459,10 +526,6 @@ export class Gateway {
     const built = buildRuntime(routes, this.#registry, version, this.#secret, tls, (h) => this.#dns.addresses(h));
     this.#routes = routes;
     this.#poolTls = tls;
-    for (const [name, pc] of routes.pools) {
-      const inactive = inactivePoolKeys(pc);
-      if (inactive.length > 0) this.#log.warn({ pool: name, keys: inactive }, 'pool settings accepted but not active in this version');
-    }
     // The swap is one assignment: a request in flight keeps the runtime it captured.
     this.#runtime = built.runtime;
     this.#pools = built.pools;

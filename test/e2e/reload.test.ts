@@ -66,15 +66,3 @@ test('SIGHUP reloads the routes of a running waygate', async () => {
   }
 });
 
-test('a pool setting that does not act yet is named in a warning, not silently ignored', async () => {
-  const up2 = await startUpstream();
-  const g = await startGateway(`pools:\n  p:\n    targets: ["${up2.url}"]\n    discovery: dns\nroutes: [ { name: r, pool: p } ]\n`);
-  try {
-    const warning = g.logs.find((l) => l.msg === 'pool settings accepted but not active in this version');
-    expect(warning).toMatchObject({ pool: 'p', keys: ['discovery'] });
-    expect((await send(`${g.url}/`)).status).toBe(200);
-  } finally {
-    await g.close();
-    await up2.close();
-  }
-});
