@@ -2,6 +2,7 @@
 // module that touches process.* (exit codes, argv, env, signals, stdio).
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { ClusterPrimary, isClusterWorker, runWorker, sharedStdout, workerCount } from './cluster.ts';
 import { isAddressError, parseAddress } from './config/address.ts';
 import type { ListenAddress } from './config/address.ts';
 import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/load.ts';
@@ -72,6 +73,8 @@ function applyOverrides(cfg: StaticConfig, get: (f: FlagName) => string | undefi
 }
 
 async function main(argv: string[]): Promise<number> {
+  // A worker takes its config from the primary, which validated it; it parses no flags.
+  if (isClusterWorker()) return workerMain();
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true }).values;
@@ -114,9 +117,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const { log, access, lifecycle } = createLoggers({ level: cfg.log.level, access: cfg.log.access });
+  const workers = workerCount(cfg.workers);
+  const destination = workers > 1 ? sharedStdout() : undefined;
+  const { log, access, lifecycle } = createLoggers({ level: cfg.log.level, access: cfg.log.access, destination });
   for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
-  if (cfg.workers !== 1) log.warn({ workers: cfg.workers }, 'worker processes are not available in this version; running one process');
+  // One worker is today's single process exactly: no cluster, no primary in between.
+  if (workers > 1) return primaryMain({ config: cfg, routes: routes.value, workers, log, lifecycle, env: process.env });
   let gateway: Gateway;
   try {
     gateway = await Gateway.start({ config: cfg, routes: routes.value, log, access, env: process.env });
@@ -143,6 +149,52 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => void gateway.reload());
   return -1; // keep running
+}
+
+/** --workers N > 1: the primary forks and supervises the workers and serves the admin API. */
+async function primaryMain(o: Parameters<typeof ClusterPrimary.start>[0]): Promise<number> {
+  const { log, lifecycle } = o;
+  let primary: ClusterPrimary;
+  try {
+    primary = await ClusterPrimary.start(o);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'failed to start');
+    log.flush();
+    process.stderr.write(`waygate: ${(err as Error).message}\n`);
+    return 1;
+  }
+  lifecycle.info({ ...primary.addresses, workers: primary.pids.length }, 'listening');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    lifecycle.info({ signal }, 'draining');
+    void primary.close().then(() => {
+      lifecycle.info('stopped');
+      lifecycle.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void primary.reload());
+  return -1; // keep running
+}
+
+/** A cluster worker: serves until the primary (or a signal sent to this process) says drain. */
+async function workerMain(): Promise<number> {
+  const worker = runWorker(process.env);
+  // Ctrl-C in a terminal signals the whole process group: the primary turns it into an orderly
+  // drain of every worker, so a worker must not die of it on its own.
+  process.on('SIGINT', () => {});
+  // SIGTERM sent to one worker drains that worker; the primary then replaces it.
+  process.on('SIGTERM', () => worker.drain());
+  // A hangup of the terminal reaches the group too: the primary fans the reload out, and its
+  // default action would kill the worker.
+  process.on('SIGHUP', () => {});
+  const code = await worker.done;
+  worker.flush();
+  process.exit(code);
 }
 
 // --check prints its verdict on stdout (it is the command's output); a failed start goes to stderr.

@@ -1,0 +1,532 @@
+// Multi-process mode (SPEC §1 `--workers N|auto`). A primary forks N workers with node:cluster;
+// each worker runs a Gateway on the shared public listeners and nothing else. The primary binds
+// no public listener: it serves the admin API itself (one address, one answer) from what its
+// workers report over IPC, replaces workers that die, and fans reloads and the drain out to them.
+//
+// main.ts keeps signals and exit codes. The worker half of this module uses process.send and
+// process.on('message') because in a cluster worker the IPC channel to the primary is only
+// reachable through `process`.
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import type { Server } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { pino } from 'pino';
+import type { DestinationStream } from 'pino';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import type { Aggregator } from 'prom-client';
+import { createAdminServer } from './admin/admin.ts';
+import type { AdminOptions, AdminSource, ExplainQuery } from './admin/admin.ts';
+import type { ListenAddress } from './config/address.ts';
+import { formatConfigError, loadRoutesDir } from './config/load.ts';
+import type { RoutesConfig } from './config/load.ts';
+import type { StaticConfig } from './config/schema.ts';
+import { Gateway } from './gateway.ts';
+import type { BoundAddresses } from './gateway.ts';
+import { createLoggers } from './observe/logger.ts';
+import type { Logger } from './observe/logger.ts';
+import { ensureSelfSigned } from './server/certs.ts';
+import { closeGracefully, listen } from './server/listener.ts';
+
+/** First respawn delay after a worker died; doubles per quick death in a row. */
+const RESPAWN_MIN_MS = 100;
+/** The respawn delay never grows past this: a crash loop costs one fork per 10 s, never a spin. */
+const RESPAWN_MAX_MS = 10_000;
+/** A worker that lived this long was healthy: the next death starts the backoff over. */
+const STABLE_MS = 10_000;
+/** How long the primary waits for a worker's answer to an admin question. */
+const CALL_TIMEOUT_MS = 5_000;
+/** Beyond timeouts.shutdown, how long a draining worker gets before it is killed. */
+const DRAIN_SLACK_MS = 5_000;
+
+/**
+ * Cross-worker aggregation that differs from prom-client's default (sum): a target is healthy
+ * only if no worker has it ejected, and every worker counts the same reloads (each one reloads
+ * on every trigger), so the cluster's count is the longest-lived worker's.
+ */
+const AGGREGATORS: Record<string, Aggregator> = {
+  waygate_target_healthy: 'min',
+  waygate_config_reloads_total: 'max',
+};
+
+/** Linux's PIPE_BUF: a write to a pipe up to this size is never interleaved with another process's. */
+const PIPE_BUF = 4096;
+
+/**
+ * stdout for a process sharing it with others (the primary and every worker): sonic-boom joins
+ * whole lines into writes of at most PIPE_BUF bytes, so under `docker logs` or any pipe no line
+ * is cut by another process's write (the default, 16 KiB, can be).
+ */
+export function sharedStdout(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
+}
+
+/** Returns the number of worker processes for `workers` (`auto`: one per CPU the process may use). */
+export function workerCount(workers: number | 'auto'): number {
+  return workers === 'auto' ? availableParallelism() : workers;
+}
+
+/** True in a process forked by the cluster primary. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
+
+type Op = 'status' | 'reload' | 'explain' | 'metrics';
+
+type ToWorker =
+  | { type: 'waygate:start'; worker: number; config: StaticConfig; routes: RoutesConfig; fromDisk: boolean }
+  | { type: 'waygate:call'; id: number; op: Op; arg?: unknown }
+  | { type: 'waygate:drain' };
+
+type FromWorker =
+  | { type: 'waygate:hello' }
+  | { type: 'waygate:listening'; addresses: BoundAddresses }
+  | { type: 'waygate:failed'; error: string }
+  | { type: 'waygate:reply'; id: number; ok: true; value: unknown }
+  | { type: 'waygate:reply'; id: number; ok: false; error: string };
+
+function isFromWorker(m: unknown): m is FromWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' && (m as { type: string }).type.startsWith('waygate:');
+}
+
+/** What the primary starts from: the validated config and routes, the worker count, loggers. */
+export interface ClusterOptions {
+  config: StaticConfig;
+  routes: RoutesConfig;
+  workers: number;
+  log: Logger;
+  /** Writes at info whatever the level (worker deaths, reload results). */
+  lifecycle: Logger;
+  env: NodeJS.ProcessEnv;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  state: 'starting' | 'ready' | 'draining' | 'dead';
+  startedAt: number;
+  /** Quick deaths in a row, for the respawn backoff. */
+  streak: number;
+  respawn: NodeJS.Timeout | undefined;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+  worker: number;
+}
+
+/**
+ * The primary's admin authentication, the same rule as Gateway's single-process admin listener:
+ * the token guards the API whenever it is set, and beyond loopback it must be set.
+ */
+function adminOptions(address: ListenAddress, env: NodeJS.ProcessEnv): AdminOptions {
+  const token = env.WAYGATE_ADMIN_TOKEN || undefined;
+  const loopback = address.host === 'localhost' || address.host === '::1' || address.host.startsWith('127.');
+  if (token === undefined && !loopback) {
+    throw new Error(`the admin listener ${address.host}:${address.port} is reachable beyond loopback: set WAYGATE_ADMIN_TOKEN (a bearer token), or bind it to 127.0.0.1`);
+  }
+  return { token };
+}
+
+/** The cluster primary: forks, supervises and speaks for the workers; it is the admin API's source. */
+export class ClusterPrimary implements AdminSource {
+  readonly #o: ClusterOptions;
+  readonly #slots: Slot[] = [];
+  readonly #pending = new Map<number, Pending>();
+  #nextCall = 1;
+  #admin: Server | undefined;
+  #addresses: BoundAddresses = { http: null, https: null, admin: null };
+  #addressesKnown = false;
+  #closing: Promise<void> | undefined;
+  #reloading: Promise<{ ok: boolean } & Record<string, unknown>> | undefined;
+  #explainTurn = 0;
+  /** Settled by the start phase: every worker listening, or the first failure. */
+  #startup: { resolve(): void; reject(e: Error): void } | undefined;
+
+  private constructor(o: ClusterOptions) {
+    this.#o = o;
+  }
+
+  /**
+   * Forks the workers and resolves once every one listens and the admin API is bound; on any
+   * failure, stops what was started and rejects with the first worker's error.
+   */
+  static async start(o: ClusterOptions): Promise<ClusterPrimary> {
+    const p = new ClusterPrimary(o);
+    // Round-robin in the primary, not the OS. With SCHED_NONE the kernel hands a shared accept
+    // socket's connections to whichever worker wakes first, which Node's docs report as badly
+    // skewed (70% on two of eight workers). On this 2-core VM (2 workers, wrk -c64 keep-alive,
+    // shared machine) both spread evenly enough and their req/s were within the noise, so the
+    // primary's accept-and-pass, paid once per connection and amortized by keep-alive, buys an
+    // even, predictable spread. NODE_CLUSTER_SCHED_POLICY=none still opts out.
+    if (o.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_RR;
+    // 'advanced' (structured clone): the routes carry Maps and the metrics carry +Inf bucket bounds.
+    cluster.setupPrimary({ serialization: 'advanced' });
+    // Workers generating the self-signed certificate side by side could read each other's half
+    // written pair; one generation before forking leaves them nothing to generate.
+    const https = o.config.listeners.https.address;
+    if (https !== null) {
+      const generated = await ensureSelfSigned(o.config.certsDir);
+      if (generated.length > 0) o.log.warn({ files: generated }, `no certificate in ${o.config.certsDir}: generated a self-signed certificate for localhost; put real certificates there`);
+    }
+    const admin = o.config.admin.address;
+    const adminOpts = admin === null ? {} : adminOptions(admin, o.env);
+    const started = new Promise<void>((resolve, reject) => (p.#startup = { resolve, reject }));
+    for (let i = 0; i < o.workers; i++) {
+      const slot: Slot = { index: i, worker: undefined, state: 'starting', startedAt: 0, streak: 0, respawn: undefined };
+      p.#slots.push(slot);
+      p.#fork(slot, false);
+    }
+    try {
+      await started;
+      if (admin !== null) {
+        p.#admin = createAdminServer(p, adminOpts);
+        p.#addresses.admin = await listen(p.#admin, admin);
+      }
+    } catch (err) {
+      await p.close(0);
+      throw err;
+    }
+    return p;
+  }
+
+  /** The public addresses the workers share, and the primary's admin address. */
+  get addresses(): BoundAddresses {
+    return this.#addresses;
+  }
+
+  /** The workers' process ids (live ones only). */
+  get pids(): number[] {
+    return this.#slots.flatMap((s) => (s.worker?.process.pid === undefined || s.state === 'dead' ? [] : [s.worker.process.pid]));
+  }
+
+  #fork(slot: Slot, replacement: boolean): void {
+    slot.respawn = undefined;
+    const worker = cluster.fork();
+    slot.worker = worker;
+    slot.state = 'starting';
+    slot.startedAt = Date.now();
+    const id = worker.id;
+    this.#o.log.info({ worker: id, pid: worker.process.pid, slot: slot.index }, replacement ? 'worker replacing a dead one' : 'worker forked');
+    worker.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.#onMessage(slot, worker, m);
+    });
+    worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(slot, worker, code, signal));
+    // A send on a channel that just closed errors here; the 'exit' handler does the cleanup.
+    worker.on('error', (err: Error) => this.#o.log.debug({ worker: id, err: err.message }, 'worker channel error'));
+  }
+
+  #onMessage(slot: Slot, worker: Worker, m: FromWorker): void {
+    if (slot.worker !== worker) return;
+    switch (m.type) {
+      case 'waygate:hello':
+        // Sent when the worker listens on its channel: a message sent before that could be lost,
+        // a drain included.
+        if (this.#closing !== undefined) this.#send(worker, { type: 'waygate:drain' });
+        else this.#send(worker, { type: 'waygate:start', worker: worker.id, config: this.#o.config, routes: this.#o.routes, fromDisk: this.#startup === undefined });
+        return;
+      case 'waygate:listening':
+        this.#listening(slot, worker, m.addresses);
+        return;
+      case 'waygate:failed':
+        if (this.#startup !== undefined) {
+          const s = this.#startup;
+          this.#startup = undefined;
+          s.reject(new Error(m.error));
+        } else this.#o.log.error({ worker: worker.id, pid: worker.process.pid, err: m.error }, 'replacement worker failed to start');
+        return;
+      case 'waygate:reply': {
+        const p = this.#pending.get(m.id);
+        if (p === undefined) return;
+        this.#pending.delete(m.id);
+        clearTimeout(p.timer);
+        if (m.ok) p.resolve(m.value);
+        else p.reject(new Error(m.error));
+        return;
+      }
+    }
+  }
+
+  #listening(slot: Slot, worker: Worker, addresses: BoundAddresses): void {
+    if (this.#closing !== undefined) return;
+    slot.state = 'ready';
+    if (!this.#addressesKnown) {
+      this.#addressesKnown = true;
+      this.#addresses.http = addresses.http;
+      this.#addresses.https = addresses.https;
+    } else if (addresses.http !== this.#addresses.http || addresses.https !== this.#addresses.https) {
+      // node:cluster binds each listener once in the primary and shares it, so this means a bug.
+      this.#o.log.error({ worker: worker.id, addresses, expected: this.#addresses }, 'worker bound different addresses than its siblings');
+    }
+    this.#o.log.info({ worker: worker.id, pid: worker.process.pid, http: addresses.http, https: addresses.https }, 'worker listening');
+    if (this.#startup !== undefined && this.#slots.every((s) => s.state === 'ready')) {
+      const s = this.#startup;
+      this.#startup = undefined;
+      s.resolve();
+    }
+  }
+
+  #onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    for (const [id, p] of this.#pending) {
+      if (p.worker !== worker.id) continue;
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new Error(`worker ${worker.id} exited`));
+    }
+    if (slot.worker !== worker) return;
+    const draining = slot.state === 'draining';
+    slot.state = 'dead';
+    if (this.#closing !== undefined || draining) return;
+    const info = { worker: worker.id, pid: worker.process.pid, code, signal };
+    if (this.#startup !== undefined) {
+      const s = this.#startup;
+      this.#startup = undefined;
+      s.reject(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before listening`));
+      return;
+    }
+    const lived = Date.now() - slot.startedAt;
+    slot.streak = lived >= STABLE_MS ? 0 : slot.streak + 1;
+    const delay = Math.min(RESPAWN_MAX_MS, RESPAWN_MIN_MS * 2 ** Math.max(0, slot.streak - 1));
+    this.#o.log.error({ ...info, livedMs: lived, respawnInMs: delay }, 'worker died; replacing it');
+    slot.respawn = setTimeout(() => this.#fork(slot, true), delay);
+  }
+
+  #send(worker: Worker, m: ToWorker): void {
+    if (!worker.isConnected()) return;
+    worker.send(m, (err: Error | null) => {
+      if (err !== null) this.#o.log.debug({ worker: worker.id, err: err.message }, 'message to worker not sent');
+    });
+  }
+
+  /** Asks one worker; rejects when it does not answer in time or exits first. */
+  #call(worker: Worker, op: Op, arg?: unknown): Promise<unknown> {
+    const id = this.#nextCall++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`worker ${worker.id} did not answer ${op} within ${CALL_TIMEOUT_MS} ms`));
+      }, CALL_TIMEOUT_MS);
+      this.#pending.set(id, { resolve, reject, timer, worker: worker.id });
+      this.#send(worker, { type: 'waygate:call', id, op, arg });
+    });
+  }
+
+  /** The workers that run a gateway and can answer. */
+  #serving(): { slot: Slot; worker: Worker }[] {
+    return this.#slots.flatMap((slot) => (slot.worker !== undefined && (slot.state === 'ready' || slot.state === 'draining') && slot.worker.isConnected() ? [{ slot, worker: slot.worker }] : []));
+  }
+
+  /** Ready when every worker serves and the primary is not draining. */
+  ready(): boolean {
+    return this.#closing === undefined && this.#slots.length > 0 && this.#slots.every((s) => s.state === 'ready');
+  }
+
+  /** Every serving worker's registry, aggregated by prom-client (counters and histograms summed). */
+  readonly metrics = {
+    text: async (): Promise<string> => {
+      // Asked over our own IPC call, not AggregatorRegistry.clusterMetrics(): that one asks every
+      // connected worker, so one still booting (no handler yet) times the whole scrape out, and it
+      // answers from prom-client's global registry, not each Gateway's own.
+      const answers = await Promise.all(this.#serving().map(({ worker }) => this.#call(worker, 'metrics').catch(() => undefined)));
+      const sets: object[] = [];
+      for (const a of answers) {
+        if (!Array.isArray(a)) continue;
+        sets.push(a.map((m: { name: string; aggregator: Aggregator }) => (AGGREGATORS[m.name] === undefined ? m : { ...m, aggregator: AGGREGATORS[m.name] })));
+      }
+      return AggregatorRegistry.aggregate(sets).metrics();
+    },
+    contentType: Registry.PROMETHEUS_CONTENT_TYPE as string,
+  };
+
+  /** `{ workers: [{ id, pid, state, status }] }`, each status the worker's own Gateway status. */
+  async status(): Promise<unknown> {
+    const workers = await Promise.all(this.#slots.map(async (slot) => {
+      const w = slot.worker;
+      const serving = w !== undefined && (slot.state === 'ready' || slot.state === 'draining') && w.isConnected();
+      let status: unknown = null;
+      if (serving) status = await this.#call(w, 'status').catch((err: Error) => ({ error: err.message }));
+      return { id: w?.id ?? null, pid: slot.state === 'dead' ? null : (w?.process.pid ?? null), state: slot.state, status };
+    }));
+    return { workers };
+  }
+
+  /** Reloads every serving worker; `ok` only when every one accepted the new routes. Concurrent calls share one. */
+  reload(): Promise<{ ok: boolean } & Record<string, unknown>> {
+    this.#reloading ??= this.#doReload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #doReload(): Promise<{ ok: boolean } & Record<string, unknown>> {
+    const serving = this.#serving().filter(({ slot }) => slot.state === 'ready');
+    const workers = await Promise.all(serving.map(async ({ worker }) => {
+      const r = await this.#call(worker, 'reload').catch((err: Error) => ({ ok: false, errors: [err.message] }));
+      return { id: worker.id, pid: worker.process.pid, ...(r as { ok: boolean }) };
+    }));
+    const ok = workers.length > 0 && workers.every((w) => w.ok);
+    const errors = [...new Set(workers.flatMap((w) => ((w as { errors?: unknown }).errors as string[] | undefined) ?? []))];
+    const result = ok ? { ok, workers } : { ok, errors: errors.length > 0 ? errors : ['no worker is serving'], workers };
+    if (ok) this.#o.lifecycle.info({ workers: workers.map((w) => w.id) }, 'workers reloaded');
+    else this.#o.log.error({ errors: result.errors }, 'reload failed in some workers');
+    return result;
+  }
+
+  /** Explains with one worker (round-robin): every worker holds the same routes. */
+  async explain(q: ExplainQuery): Promise<unknown> {
+    const serving = this.#serving().filter(({ slot }) => slot.state === 'ready');
+    if (serving.length === 0) throw new Error('no worker is ready');
+    const { worker } = serving[this.#explainTurn++ % serving.length];
+    return this.#call(worker, 'explain', q);
+  }
+
+  /**
+   * Drains: readiness fails, no worker is replaced any more, every worker closes its listeners
+   * and finishes in-flight requests (timeouts.shutdown, or `graceMs`); one still running after
+   * that plus a slack is killed. The admin API closes last. Resolves when every worker exited.
+   */
+  close(graceMs: number = this.#o.config.timeouts.shutdown): Promise<void> {
+    this.#closing ??= this.#doClose(graceMs);
+    return this.#closing;
+  }
+
+  async #doClose(graceMs: number): Promise<void> {
+    const exits: Promise<void>[] = [];
+    for (const slot of this.#slots) {
+      clearTimeout(slot.respawn);
+      const w = slot.worker;
+      if (w === undefined || slot.state === 'dead' || w.process.exitCode !== null || w.process.signalCode !== null) continue;
+      exits.push(new Promise<void>((r) => w.once('exit', () => r())));
+      slot.state = 'draining';
+      if (w.isConnected()) this.#send(w, { type: 'waygate:drain' });
+      else w.process.kill('SIGTERM');
+    }
+    const deadline = setTimeout(() => {
+      for (const s of this.#slots) {
+        const w = s.worker;
+        if (w !== undefined && w.process.exitCode === null && w.process.signalCode === null) {
+          this.#o.log.warn({ worker: w.id, pid: w.process.pid }, 'worker still draining after the deadline; killing it');
+          w.process.kill('SIGKILL');
+        }
+      }
+    }, graceMs + DRAIN_SLACK_MS);
+    await Promise.all(exits);
+    clearTimeout(deadline);
+    if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
+  }
+}
+
+/** A worker's life as main.ts sees it. */
+export interface ClusterWorker {
+  /** Starts the drain (idempotent): the primary's order, or a signal sent to this worker. */
+  drain(): void;
+  /** Resolves with the exit code once the worker drained (0) or failed to start (1). */
+  readonly done: Promise<number>;
+  /** Flushes the worker's logs. */
+  flush(): void;
+}
+
+/** Runs this process as a cluster worker: waits for the primary's config, starts a Gateway and answers the primary. */
+export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
+  let gateway: Gateway | undefined;
+  let starting: Promise<Gateway | undefined> | undefined;
+  let draining = false;
+  let flush = (): void => {};
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((r) => (finish = r));
+  // process.send is defined in a forked worker; a send on a closed channel is no one's to answer.
+  const send = (m: FromWorker): void => {
+    try {
+      process.send?.(m);
+    } catch {
+      // the primary is gone: node:cluster exits this worker on the disconnect
+    }
+  };
+
+  const start = async (m: Extract<ToWorker, { type: 'waygate:start' }>): Promise<Gateway | undefined> => {
+    const { log: baseLog, access: baseAccess, lifecycle } = createLoggers({ level: m.config.log.level, access: m.config.log.access, destination: sharedStdout() });
+    // Lines from every worker share stdout: each one names its process.
+    const bind = { worker: m.worker, pid: process.pid };
+    const log = baseLog.child(bind);
+    const access = baseAccess?.child(bind);
+    flush = () => lifecycle.flush();
+    let routes = m.routes;
+    if (m.fromDisk) {
+      // A replacement serves what its siblings serve since the last reload: the directory as it is
+      // now. If it no longer validates, the routes the primary validated at start are next best.
+      const loaded = await loadRoutesDir(m.config.routesDir, env);
+      if (loaded.ok) routes = loaded.value;
+      else log.error({ errors: loaded.errors.map(formatConfigError) }, 'routes on disk are invalid; starting with the routes validated at start');
+    }
+    // The primary owns the admin API; a worker binds only the public listeners.
+    const config: StaticConfig = { ...m.config, admin: { ...m.config.admin, address: null } };
+    try {
+      const g = await Gateway.start({ config, routes, log, access, env });
+      gateway = g;
+      if (draining) {
+        await g.close();
+        finish(0);
+        return g;
+      }
+      send({ type: 'waygate:listening', addresses: g.addresses });
+      return g;
+    } catch (err) {
+      log.fatal({ err: (err as Error).message }, 'failed to start');
+      send({ type: 'waygate:failed', error: (err as Error).message });
+      finish(1);
+      return undefined;
+    }
+  };
+
+  const answer = async (op: Op, arg: unknown): Promise<unknown> => {
+    const g = gateway;
+    if (g === undefined) throw new Error('the gateway is not running');
+    // status() and explain() are the single-process admin work, possibly not in this Gateway yet.
+    const ops = g as unknown as { status?: () => unknown; explain?: (q: ExplainQuery) => unknown };
+    switch (op) {
+      case 'metrics':
+        return g.metrics.registry.getMetricsAsJSON();
+      case 'reload':
+        return g.reload();
+      case 'status':
+        if (typeof ops.status === 'function') return ops.status();
+        return {
+          version: g.runtime.version,
+          routes: g.runtime.router.size,
+          lastReload: g.lastReload ?? null,
+          pools: [...g.pools].map(([name, p]) => ({ name, targets: p.targets.map((t) => ({ url: t.url, healthy: t.available, inFlight: t.inFlight })) })),
+        };
+      case 'explain':
+        if (typeof ops.explain !== 'function') throw new Error('explain is not available in this version');
+        return ops.explain(arg as ExplainQuery);
+    }
+  };
+
+  process.on('message', (m: ToWorker) => {
+    switch (m?.type) {
+      case 'waygate:start':
+        starting ??= start(m);
+        return;
+      case 'waygate:call':
+        answer(m.op, m.arg).then(
+          (value) => send({ type: 'waygate:reply', id: m.id, ok: true, value }),
+          (err: Error) => send({ type: 'waygate:reply', id: m.id, ok: false, error: err.message }),
+        );
+        return;
+      case 'waygate:drain':
+        drain();
+        return;
+    }
+  });
+  send({ type: 'waygate:hello' });
+
+  const drain = (): void => {
+    if (draining) return;
+    draining = true;
+    if (gateway !== undefined) void gateway.close().then(() => finish(0));
+    else if (starting === undefined) finish(0);
+    // else: start() sees `draining` and closes what it opened
+  };
+  return { drain, done, flush: () => flush() };
+}
