@@ -14,6 +14,7 @@ import { formatConfigError, loadRoutesDir } from './config/load.ts';
 import type { ConfigError, RoutesConfig } from './config/load.ts';
 import type { PoolConfig, StaticConfig } from './config/schema.ts';
 import { resolveSecret } from './config/secret.ts';
+import { routesFingerprint } from './config/watch.ts';
 import { outcomeOf } from './errors.ts';
 import type { GatewayError } from './errors.ts';
 import { createUpgradeHandler } from './forward/websocket.ts';
@@ -283,7 +284,16 @@ export class Gateway {
     }
     g.#ready = true;
     // Routes files are watched: a change is validated, tested and swapped in, or logged and refused.
-    if (o.watchRoutes !== false) g.#routesWatch = watchCertsDir(o.config.routesDir, () => void g.reload());
+    if (o.watchRoutes !== false) {
+      let last = await routesFingerprint(o.config.routesDir);
+      g.#routesWatch = watchCertsDir(o.config.routesDir, () => {
+        void routesFingerprint(o.config.routesDir).then((now) => {
+          if (now === last) return;
+          last = now;
+          void g.reload();
+        });
+      });
+    }
     return g;
   }
 
