@@ -25,6 +25,7 @@ export class Metrics {
   // Label children resolved once per label set: prom-client's labels() hashes on every call.
   readonly #requestChildren = new Map<string, { inc(): void }>();
   readonly #durationChildren = new Map<string, { observe(v: number): void }>();
+  readonly #upstreamChildren = new Map<string, { inc(): void }>();
 
   /** `targets` is read at every scrape for the in-flight and health gauges. */
   constructor(targets: () => Iterable<TargetView>) {
@@ -78,7 +79,13 @@ export class Metrics {
 
   /** Counts one upstream attempt. */
   upstream(pool: string, target: string, outcome: string): void {
-    this.#upstream.labels(pool, target, outcome).inc();
+    const key = pool + '\u0000' + target + '\u0000' + outcome;
+    let c = this.#upstreamChildren.get(key);
+    if (c === undefined) {
+      c = this.#upstream.labels(pool, target, outcome);
+      this.#upstreamChildren.set(key, c);
+    }
+    c.inc();
   }
 
   /** Sets the health gauge of one target. */
