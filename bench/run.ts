@@ -1,0 +1,560 @@
+// The benchmark (issue 7): waygate against NGINX, HAProxy and the Node proxies, side by side.
+//
+//   npm run bench               # full run, under 10 minutes
+//   npm run bench -- --quick    # the same cases with short runs, under 2 minutes
+//
+// One nginx worker on CPU 1 is the upstream for every case (100-byte and 16 KiB bodies, /health).
+// Each proxy is pinned to CPU 0; wrk/h2load share CPU 1 with the upstream. The cases run
+// interleaved (A B C … A B C …) after one warm-up pass, and every ratio is the median of the
+// per-round ratios, because absolute numbers drift on a shared machine. The proxy's CPU comes from
+// /proc/<pid>/stat (utime+stime of its process tree) over each run, its RSS from /proc/<pid>/status
+// after each run. The table goes to stdout and bench/results/latest.md (raw rounds: latest.json).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scaleMix, scaleRoutes, shopRoutes } from './configs.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(ROOT);
+const QUICK = process.argv.includes('--quick');
+// rounds × seconds per run, plus one warm-up pass. Full: 22 cases × (2 + 5×3) s ≈ 6.5 min.
+const PLAN = QUICK ? { rounds: 3, secs: 1, warm: 1 } : { rounds: 5, secs: 3, warm: 2 };
+const NODE = process.execPath;
+const CONNS = 64;
+const HOST = 'shop.example.com';
+// The same request for every case. wrk adds a second Host header unless the key is spelled "Host".
+const HEADERS: Record<string, string> = { Host: HOST, 'x-client': 'web' };
+const P = {
+  up: [19101, 19102, 19103], // upstream nginx: three ports, one worker
+  nginx: 19110, nginxTls: 19111,
+  haproxy: 19120, hp3: 19130, fastify: 19140, undici: 19150,
+  wg: 19160, wgTls: 19161, wgAdmin: 19162,
+  wg1: 19170, wg1Admin: 19171, wg2: 19175, wg2Admin: 19176,
+  wg10: 19180, wg10Admin: 19181, wg1k: 19185, wg1kAdmin: 19186,
+};
+const UP = `http://127.0.0.1:${P.up[0]}`;
+const t0 = Date.now();
+
+// ---------------------------------------------------------------- processes and cleanup
+
+const dir = mkdtempSync(join(tmpdir(), 'waygate-bench-'));
+chmodSync(dir, 0o755); // nginx workers run as nobody and read www/ from here
+const children: ChildProcess[] = [];
+let cleaned = false;
+function cleanup(): void {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of children) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL'); // each child leads its own process group (nginx workers, cluster workers)
+    } catch {}
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    console.error(`\n${sig}: stopping`);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+function start(name: string, cmd: string, args: string[], opts: { cpu?: string; stdout?: 'null' } = {}): ChildProcess {
+  const log = openSync(join(dir, `${name}.log`), 'a');
+  const out = opts.stdout === 'null' ? 'ignore' : log;
+  const [c, a] = opts.cpu === undefined ? [cmd, args] : ['taskset', ['-c', opts.cpu, cmd, ...args]];
+  const child = spawn(c, a, { detached: true, stdio: ['ignore', out, log] });
+  children.push(child);
+  child.on('exit', (code, signal) => {
+    if (!cleaned) console.error(`! ${name} exited (${code ?? signal}); see its log:\n${tail(join(dir, `${name}.log`))}`);
+  });
+  return child;
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function waitPort(port: number, ms = 15_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  return new Promise((resolve) => {
+    const tryOnce = (): void => {
+      const s = createConnection({ port, host: '127.0.0.1' });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > until) resolve(false);
+        else setTimeout(tryOnce, 100);
+      });
+    };
+    tryOnce();
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- setup: tools, peers, configs
+
+function have(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensureTools(): string[] {
+  const pkgs: Record<string, string> = { wrk: 'wrk', nginx: 'nginx', haproxy: 'haproxy', h2load: 'nghttp2-client', openssl: 'openssl', curl: 'curl', taskset: 'util-linux' };
+  const missing = Object.keys(pkgs).filter((b) => !have(b));
+  if (missing.length > 0) {
+    console.log(`installing with apt-get: ${missing.map((b) => pkgs[b]).join(' ')}`);
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    for (const b of missing) {
+      spawnSync('apt-get', ['install', '-y', '-qq', pkgs[b]], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    }
+  }
+  const still = Object.keys(pkgs).filter((b) => !have(b));
+  for (const b of ['wrk', 'nginx', 'taskset', 'curl']) if (still.includes(b)) throw new Error(`${b} is required and could not be installed`);
+  return still;
+}
+
+function ensurePeers(): void {
+  const need = ['fastify', '@fastify/reply-from', 'http-proxy-3', 'undici'];
+  const missing = need.filter((m) => {
+    try {
+      import.meta.resolve(m);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) {
+    console.log(`installing the Node peers (devDependencies): npm install`);
+    spawnSync('npm', ['install', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  }
+}
+
+function writeConfigs(): void {
+  mkdirSync(join(dir, 'www'), { mode: 0o755 });
+  writeFileSync(join(dir, 'www', 'b100'), 'x'.repeat(100));
+  writeFileSync(join(dir, 'www', 'b16k'), 'x'.repeat(16 * 1024));
+  for (const f of ['b100', 'b16k']) chmodSync(join(dir, 'www', f), 0o644);
+  // A test certificate for 127.0.0.1 / localhost (P-256), used by nginx and waygate.
+  mkdirSync(join(dir, 'certs'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,DNS:shop.example.com,IP:127.0.0.1',
+    '-keyout', join(dir, 'certs', 'localhost.key'), '-out', join(dir, 'certs', 'localhost.crt')], { stdio: 'ignore' });
+  chmodSync(join(dir, 'certs', 'localhost.key'), 0o644);
+
+  const temps = (n: string): string => ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${n}-${t};`).join(' ');
+  writeFileSync(join(dir, 'upstream.conf'), `
+worker_processes 1;
+pid ${dir}/upstream.pid;
+error_log ${dir}/upstream-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off; ${temps('up')}
+  keepalive_requests 10000000; keepalive_timeout 300s;
+  sendfile on; tcp_nopush on; etag off;
+  open_file_cache max=16 inactive=300s;
+  default_type text/plain;
+  server {
+    ${P.up.map((p) => `listen 127.0.0.1:${p} reuseport;`).join(' ')}
+    root ${dir}/www;
+    location = /health { return 200 "ok\\n"; }
+    location ~ 16k { try_files /b16k =404; }
+    location / { try_files /b100 =404; }
+  }
+}
+`);
+  writeFileSync(join(dir, 'nginx.conf'), `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off; ${temps('px')}
+  keepalive_requests 10000000; keepalive_timeout 300s;
+  upstream shop { ${P.up.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:${P.nginx};
+    listen 127.0.0.1:${P.nginxTls} ssl http2;
+    ssl_certificate ${dir}/certs/localhost.crt; ssl_certificate_key ${dir}/certs/localhost.key;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://shop;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`);
+  writeFileSync(join(dir, 'haproxy.cfg'), `
+global
+  nbthread 1
+  maxconn 4000
+  pidfile ${dir}/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${P.haproxy}
+  default_backend shop
+backend shop
+  balance roundrobin
+  option httpchk GET /health
+${P.up.map((p, i) => `  server s${i} 127.0.0.1:${p} check inter 5s`).join('\n')}
+`);
+  // waygate: the static config (TLS 1.3 like nginx; access log and metrics are the defaults).
+  writeFileSync(join(dir, 'waygate.yaml'), 'listeners:\n  https: { minTlsVersion: TLSv1.3 }\nlog: { level: info, access: true }\n');
+  for (const [name, text] of Object.entries({ shop: shopRoutes(P.up), r10: scaleRoutes(10, 3, P.up), r1k: scaleRoutes(1000, 100, P.up) })) {
+    mkdirSync(join(dir, name));
+    writeFileSync(join(dir, name, 'routes.yaml'), text);
+  }
+  writeFileSync(join(dir, 'mix.lua'), scaleMix(10));
+}
+
+function startWaygate(name: string, routes: string, http: number, admin: number, opts: { https?: number; cpu?: string; workers?: number }): ChildProcess {
+  const args = ['src/main.ts', '--config', join(dir, 'waygate.yaml'), '--routes', join(dir, routes), '--certs', join(dir, 'certs'),
+    '--http', `127.0.0.1:${http}`, '--https', opts.https === undefined ? 'off' : `127.0.0.1:${opts.https}`, '--admin', `127.0.0.1:${admin}`];
+  if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
+  // The access log (one JSON line per request on stdout) goes to /dev/null.
+  return start(name, NODE, args, { cpu: opts.cpu, stdout: 'null' });
+}
+
+// ---------------------------------------------------------------- load and measurement
+
+interface Sample { rps: number; p50: number; p99: number; cpu: number | null; rss: number | null; errors: number; requests: number }
+
+function procTable(): Map<number, { ppid: number; ticks: number }> {
+  const m = new Map<number, { ppid: number; ticks: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      m.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {}
+  }
+  return m;
+}
+
+function tree(pid: number, table = procTable()): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, v] of table) if (v.ppid === out[i]) out.push(p);
+  return out;
+}
+
+function cpuTicks(pid: number): number {
+  const t = procTable();
+  return tree(pid, t).reduce((a, p) => a + (t.get(p)?.ticks ?? 0), 0);
+}
+
+function rssMB(pid: number): number {
+  let kb = 0;
+  for (const p of tree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += m === null ? 0 : Number(m[1]);
+    } catch {}
+  }
+  return kb / 1024;
+}
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function ms(v: string, unit: string): number {
+  return Number(v) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[unit];
+}
+
+interface Load { tool: 'wrk' | 'h2load'; url: string; cpu?: string; threads?: number; script?: string; headers?: Record<string, string> }
+
+function runLoad(load: Load, secs: number): Omit<Sample, 'cpu' | 'rss'> {
+  const pin = (cmd: string, args: string[]): [string, string[]] => (load.cpu === undefined ? [cmd, args] : ['taskset', ['-c', load.cpu, cmd, ...args]]);
+  const hdrs = Object.entries(load.headers ?? HEADERS);
+  if (load.tool === 'wrk') {
+    const args = [`-t${load.threads ?? 1}`, `-c${CONNS}`, `-d${secs}s`, '--timeout', '5s', '--latency'];
+    for (const [k, v] of hdrs) args.push('-H', `${k}: ${v}`);
+    if (load.script !== undefined) args.push('-s', load.script);
+    const [c, a] = pin('wrk', [...args, load.url]);
+    const out = execFileSync(c, a, { encoding: 'utf8', timeout: (secs + 20) * 1000 });
+    const lat = (pct: string): number => {
+      const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+      return m === null ? NaN : ms(m[1], m[2]);
+    };
+    const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? 0);
+    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const errors = num(/Non-2xx or 3xx responses: (\d+)/) + (sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0));
+    return { rps: num(/Requests\/sec:\s+([\d.]+)/), p50: lat('50'), p99: lat('99'), errors, requests: num(/(\d+) requests in/) };
+  }
+  // h2load: 16 connections × 8 streams; latency percentiles from its per-request log.
+  const logFile = join(dir, 'h2load.tsv');
+  rmSync(logFile, { force: true });
+  const args = ['-t1', '-c16', '-m8', '-D', String(secs), '--log-file', logFile];
+  for (const [k, v] of hdrs) args.push('-H', `${k.toLowerCase() === 'host' ? ':authority' : k}: ${v}`);
+  const [c, a] = pin('h2load', [...args, load.url]);
+  const out = execFileSync(c, a, { encoding: 'utf8', timeout: (secs + 20) * 1000 });
+  const durs = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((x, y) => x - y);
+  const q = (p: number): number => durs[Math.min(durs.length - 1, Math.floor(p * durs.length))] ?? NaN;
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const codes = /status codes: (\d+) 2xx/.exec(out);
+  const done = Number(req?.[3] ?? 0);
+  const errors = Number(req?.[5] ?? 0) + Number(req?.[6] ?? 0) + (done - Number(codes?.[1] ?? 0));
+  return { rps: Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0), p50: q(0.5), p99: q(0.99), errors, requests: done };
+}
+
+// ---------------------------------------------------------------- cases
+
+interface Case {
+  id: string;
+  group: string;
+  label: string;
+  load: Load;
+  proc?: () => number | undefined; // the proxy's pid, for CPU and RSS
+  check: { url: string; bytes: number; h2?: boolean };
+  ok?: boolean;
+  samples: Sample[];
+  rssSeries: number[];
+}
+
+interface Group { id: string; title: string; note: string; ratios: { label: string; ref: string | string[] }[] }
+
+const GROUPS: Group[] = [
+  { id: 'h1-100', title: 'HTTP/1.1, 100-byte body', note: 'proxy on CPU 0; upstream nginx and wrk -t1 -c64 on CPU 1',
+    ratios: [{ label: '× NGINX', ref: 'h1-100:nginx' }, { label: '× fastest Node peer', ref: ['h1-100:hp3', 'h1-100:fastify', 'h1-100:undici'] }] },
+  { id: 'h1-16k', title: 'HTTP/1.1, 16 KiB body', note: 'as above',
+    ratios: [{ label: '× NGINX', ref: 'h1-16k:nginx' }, { label: '× fastest Node peer', ref: ['h1-16k:hp3', 'h1-16k:fastify', 'h1-16k:undici'] }] },
+  { id: 'tls', title: 'HTTPS (TLS 1.3, HTTP/1.1, keep-alive), 100-byte body', note: 'wrk -t1 -c64 over TLS 1.3, P-256 certificate; plain HTTP/1.1 to the upstream',
+    ratios: [{ label: '× NGINX', ref: 'tls:nginx' }] },
+  { id: 'h2', title: 'HTTP/2 over TLS 1.3, 100-byte body', note: 'h2load -c16 -m8 on CPU 1; HTTP/1.1 to the upstream',
+    ratios: [{ label: '× NGINX', ref: 'h2:nginx' }] },
+  { id: 'workers', title: 'waygate --workers 2 vs 1 (NOT pinned; 2-core machine)', note: 'waygate unpinned, wrk -t2 -c64 unpinned: load generator, upstream (CPU 1) and proxy share both cores, so this shows what a 2nd worker buys on a box this small, not multi-core scaling',
+    ratios: [{ label: '× 1 worker', ref: 'workers:w1' }] },
+  { id: 'config', title: 'waygate config size: 10 routes vs 1,000 routes and 100 pools', note: 'same 10-request mix (host/path/header routes present in both tables); proxy on CPU 0, wrk on CPU 1',
+    ratios: [{ label: '× 10 routes', ref: 'config:r10' }] },
+];
+
+function buildCases(missing: string[], procs: Record<string, ChildProcess>): Case[] {
+  const pid = (k: string) => (): number | undefined => procs[k]?.pid;
+  const w = (url: string): Load => ({ tool: 'wrk', url, cpu: '1' });
+  const cases: Case[] = [];
+  const add = (c: Omit<Case, 'samples' | 'rssSeries'>): void => void cases.push({ ...c, samples: [], rssSeries: [] });
+  for (const [g, path, bytes] of [['h1-100', '/api/b100', 100], ['h1-16k', '/api/b16k', 16384]] as const) {
+    const peer = (id: string, label: string, port: number, proc?: string): void =>
+      add({ id: `${g}:${id}`, group: g, label, load: w(`http://127.0.0.1:${port}${path}`), proc: proc === undefined ? undefined : pid(proc), check: { url: `http://127.0.0.1:${port}${path}`, bytes } });
+    peer('direct', 'direct to the upstream (the limit, no proxy)', P.up[0]);
+    peer('nginx', 'NGINX 1.22 proxy_pass, keep-alive pool of 3, access_log off', P.nginx, 'nginx');
+    if (!missing.includes('haproxy')) peer('haproxy', 'HAProxy 2.6, nbthread 1, pool of 3, health checks, http-reuse always', P.haproxy, 'haproxy');
+    peer('hp3', 'http-proxy-3 (keep-alive agent, 1 target)', P.hp3, 'hp3');
+    peer('fastify', 'fastify + @fastify/reply-from (undici, 1 target)', P.fastify, 'fastify');
+    peer('undici', 'minimal undici forwarder (1 target)', P.undici, 'undici');
+    peer('waygate', 'waygate (realistic routes, pool of 3 + health checks, access log → /dev/null, metrics on)', P.wg, 'wg');
+  }
+  if (!missing.includes('openssl')) {
+    add({ id: 'tls:nginx', group: 'tls', label: 'NGINX 1.22', load: w(`https://127.0.0.1:${P.nginxTls}/api/b100`), proc: pid('nginx'), check: { url: `https://127.0.0.1:${P.nginxTls}/api/b100`, bytes: 100 } });
+    add({ id: 'tls:waygate', group: 'tls', label: 'waygate (as above)', load: w(`https://127.0.0.1:${P.wgTls}/api/b100`), proc: pid('wg'), check: { url: `https://127.0.0.1:${P.wgTls}/api/b100`, bytes: 100 } });
+    if (!missing.includes('h2load')) {
+      const h = (port: number): Load => ({ tool: 'h2load', url: `https://127.0.0.1:${port}/api/b100`, cpu: '1' });
+      add({ id: 'h2:nginx', group: 'h2', label: 'NGINX 1.22', load: h(P.nginxTls), proc: pid('nginx'), check: { url: `https://127.0.0.1:${P.nginxTls}/api/b100`, bytes: 100, h2: true } });
+      add({ id: 'h2:waygate', group: 'h2', label: 'waygate (as above)', load: h(P.wgTls), proc: pid('wg'), check: { url: `https://127.0.0.1:${P.wgTls}/api/b100`, bytes: 100, h2: true } });
+    }
+  }
+  const free = (port: number): Load => ({ tool: 'wrk', url: `http://127.0.0.1:${port}/api/b100`, threads: 2 });
+  add({ id: 'workers:w1', group: 'workers', label: 'waygate --workers 1, unpinned', load: free(P.wg1), proc: pid('wg1'), check: { url: `http://127.0.0.1:${P.wg1}/api/b100`, bytes: 100 } });
+  add({ id: 'workers:w2', group: 'workers', label: 'waygate --workers 2, unpinned (primary + 2 workers)', load: free(P.wg2), proc: pid('wg2'), check: { url: `http://127.0.0.1:${P.wg2}/api/b100`, bytes: 100 } });
+  const mix = (port: number): Load => ({ tool: 'wrk', url: `http://127.0.0.1:${port}`, cpu: '1', script: join(dir, 'mix.lua'), headers: {} });
+  add({ id: 'config:r10', group: 'config', label: 'waygate, 10 routes, 3 pools', load: mix(P.wg10), proc: pid('wg10'), check: { url: `http://127.0.0.1:${P.wg10}/svc1/x`, bytes: 100 } });
+  add({ id: 'config:r1k', group: 'config', label: 'waygate, 1,000 routes, 100 pools', load: mix(P.wg1k), proc: pid('wg1k'), check: { url: `http://127.0.0.1:${P.wg1k}/svc1/x`, bytes: 100 } });
+  return cases;
+}
+
+function sanity(c: Case): string | null {
+  const args = ['-sk', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{http_version}'];
+  if (c.check.h2) args.push('--http2');
+  else args.push('--http1.1');
+  if (c.group !== 'config') for (const [k, v] of Object.entries(HEADERS)) args.push('-H', `${k}: ${v}`);
+  const r = spawnSync('curl', [...args, c.check.url], { encoding: 'utf8' });
+  const [code, size, ver] = r.stdout.split(' ');
+  if (code !== '200' || Number(size) !== c.check.bytes) return `got ${code} with ${size} bytes`;
+  if (c.check.h2 && ver !== '2') return `spoke HTTP/${ver}, not HTTP/2`;
+  return null;
+}
+
+function measure(c: Case, secs: number): Sample {
+  const pid = c.proc?.();
+  const cpu0 = pid === undefined ? 0 : cpuTicks(pid);
+  const w0 = process.hrtime.bigint();
+  const r = runLoad(c.load, secs);
+  const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+  const cpu = pid === undefined ? null : (cpuTicks(pid) - cpu0) / CLK_TCK / wall;
+  const rss = pid === undefined ? null : rssMB(pid);
+  if (rss !== null) c.rssSeries.push(rss);
+  return { ...r, cpu, rss };
+}
+
+// ---------------------------------------------------------------- report
+
+const median = (xs: number[]): number => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
+const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) + ' ms' : '—');
+
+function report(cases: Case[]): string {
+  const byId = new Map(cases.map((c) => [c.id, c]));
+  const lines: string[] = [];
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  lines.push(`Run ${when} UTC${QUICK ? ' (--quick)' : ''}: ${PLAN.rounds} interleaved rounds × ${PLAN.secs} s per case after a ${PLAN.warm} s warm-up pass, ` +
+    `Node ${process.version}, ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU'}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores. ` +
+    `req/s: median (min–max); p50/p99: medians of the rounds; proxy CPU: cores used by the proxy's process tree (utime+stime); ` +
+    `ratios: median of the per-round ratios.`);
+  const warnings: string[] = [];
+  for (const g of GROUPS) {
+    const gc = cases.filter((c) => c.group === g.id);
+    if (gc.length === 0) continue;
+    lines.push('', `### ${g.title}`, '', `_${g.note}._`, '');
+    const refCase = (ref: string | string[]): Case | undefined => {
+      const list = (Array.isArray(ref) ? ref : [ref]).map((r) => byId.get(r)).filter((c): c is Case => c?.ok === true && c.samples.length > 0);
+      return list.sort((a, b) => median(b.samples.map((s) => s.rps)) - median(a.samples.map((s) => s.rps)))[0];
+    };
+    const refs = g.ratios.map((r) => ({ ...r, c: refCase(r.ref) }));
+    const head = ['case', 'req/s', 'p50', 'p99', 'proxy CPU', 'req/s per proxy core', 'RSS after load', ...refs.map((r) => r.label + (Array.isArray(r.ref) && r.c !== undefined ? ` (${r.c.id.split(':')[1]})` : ''))];
+    lines.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
+    for (const c of gc) {
+      if (c.ok !== true || c.samples.length === 0) {
+        lines.push(`| ${c.label} | not run${c.ok === false ? ' (failed its check)' : ''} |${' |'.repeat(head.length - 2)}`);
+        continue;
+      }
+      const s = c.samples;
+      const rps = s.map((x) => x.rps);
+      const errs = s.reduce((a, x) => a + x.errors, 0);
+      if (errs > 0) warnings.push(`${c.id}: ${errs} non-2xx responses or socket errors over ${s.reduce((a, x) => a + x.requests, 0)} requests`);
+      const cpu = c.proc === undefined ? NaN : median(s.map((x) => x.cpu ?? NaN));
+      const perCore = c.proc === undefined ? NaN : median(s.map((x) => (x.cpu ? x.rps / x.cpu : NaN)));
+      const rss = c.rssSeries.at(-1);
+      const ratio = (ref: Case | undefined): string => {
+        if (ref === undefined) return '—';
+        if (ref === c) return '1.00';
+        return median(s.map((x, i) => x.rps / (ref.samples[i]?.rps ?? NaN))).toFixed(2);
+      };
+      lines.push(`| ${c.label} | ${fmtInt(median(rps))} (${fmtInt(Math.min(...rps))}–${fmtInt(Math.max(...rps))}) | ${fmtMs(median(s.map((x) => x.p50)))} | ${fmtMs(median(s.map((x) => x.p99)))} | ` +
+        `${Number.isFinite(cpu) ? cpu.toFixed(2) : '—'} | ${fmtInt(perCore)} | ${rss === undefined ? '—' : rss.toFixed(0) + ' MB'} | ${refs.map((r) => ratio(r.c)).join(' | ')} |`);
+    }
+  }
+  // RSS across repeated runs, per waygate process.
+  lines.push('', '### waygate RSS across repeated runs', '', '| process | runs under load | RSS after 1st | after median run | after last | growth 1st → last |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  const seen = new Set<string>();
+  for (const c of cases) {
+    const key = c.id.startsWith('h1-') || c.id.startsWith('tls') || c.id.startsWith('h2') ? 'wg' : c.id;
+    if (!c.id.includes('waygate') && !['workers', 'config'].includes(c.group)) continue;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const series = key === 'wg' ? cases.find((x) => x.id === 'h1-100:waygate')!.rssSeries : c.rssSeries;
+    if (series.length === 0) continue;
+    const label = key === 'wg' ? 'waygate pinned (HTTP/1.1 100 B, 16 KiB, TLS, HTTP/2 cases)' : c.label;
+    const first = series[0], last = series.at(-1)!;
+    lines.push(`| ${label} | ${series.length} | ${first.toFixed(0)} MB | ${median(series).toFixed(0)} MB | ${last.toFixed(0)} MB | ${last - first >= 0 ? '+' : ''}${(last - first).toFixed(1)} MB |`);
+  }
+  if (warnings.length > 0) lines.push('', 'Errors seen:', ...warnings.map((w) => `- ${w}`));
+  lines.push('', `Total time ${((Date.now() - t0) / 1000).toFixed(0)} s.`);
+  return lines.join('\n');
+}
+
+// Shares the pinned waygate's RSS series across its four groups (one process, one history).
+function shareSeries(cases: Case[]): void {
+  const wg = cases.filter((c) => c.proc !== undefined && ['h1-100:waygate', 'h1-16k:waygate', 'tls:waygate', 'h2:waygate'].includes(c.id));
+  const shared: number[] = [];
+  for (const c of wg) c.rssSeries = shared;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('needs 2 CPUs for taskset -c 0/1');
+  const missing = ensureTools();
+  if (missing.length > 0) console.log(`not available, cases skipped: ${missing.join(', ')}`);
+  ensurePeers();
+  writeConfigs();
+  console.log(`bench: ${QUICK ? 'quick' : 'full'} run, ${PLAN.rounds} rounds × ${PLAN.secs} s, work dir ${dir}`);
+
+  const procs: Record<string, ChildProcess> = {};
+  procs.upstream = start('upstream', 'nginx', ['-e', `${dir}/upstream-error.log`, '-c', join(dir, 'upstream.conf'), '-g', 'daemon off;'], { cpu: '1' });
+  procs.nginx = start('nginx', 'nginx', ['-e', `${dir}/nginx-error.log`, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: '0' });
+  if (!missing.includes('haproxy')) procs.haproxy = start('haproxy', 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { cpu: '0' });
+  procs.hp3 = start('hp3', NODE, ['bench/peers/http-proxy-3.mjs', String(P.hp3), UP], { cpu: '0' });
+  procs.fastify = start('fastify', NODE, ['bench/peers/fastify.mjs', String(P.fastify), UP], { cpu: '0' });
+  procs.undici = start('undici', NODE, ['bench/mini-undici.mjs', String(P.undici), UP], { cpu: '0' });
+  procs.wg = startWaygate('wg', 'shop', P.wg, P.wgAdmin, { https: P.wgTls, cpu: '0' });
+  procs.wg1 = startWaygate('wg1', 'shop', P.wg1, P.wg1Admin, { workers: 1 });
+  procs.wg2 = startWaygate('wg2', 'shop', P.wg2, P.wg2Admin, { workers: 2 });
+  procs.wg10 = startWaygate('wg10', 'r10', P.wg10, P.wg10Admin, { cpu: '0' });
+  procs.wg1k = startWaygate('wg1k', 'r1k', P.wg1k, P.wg1kAdmin, { cpu: '0' });
+  const ports = [...P.up, P.nginx, P.nginxTls, P.hp3, P.fastify, P.undici, P.wg, P.wgTls, P.wg1, P.wg2, P.wg10, P.wg1k];
+  if (procs.haproxy) ports.push(P.haproxy);
+  const up = await Promise.all(ports.map((p) => waitPort(p)));
+  ports.forEach((p, i) => up[i] || console.error(`! nothing listening on ${p}`));
+  if (!up[0]) throw new Error('the upstream nginx did not start');
+  await sleep(500);
+
+  const cases = buildCases(missing, procs);
+  shareSeries(cases);
+  for (const c of cases) {
+    const err = sanity(c);
+    c.ok = err === null;
+    if (err !== null) console.error(`! ${c.id} skipped: its check request ${err}`);
+  }
+  const live = cases.filter((c) => c.ok);
+  if (live.length === 0) throw new Error('no case passed its check request');
+  const expected = live.length * (PLAN.warm + PLAN.rounds * PLAN.secs);
+  console.log(`${live.length} cases, about ${Math.round(expected / 60 * 10) / 10} min of load`);
+
+  for (const c of live) measure(c, PLAN.warm); // warm-up pass (JIT, connection pools), discarded
+  for (let r = 1; r <= PLAN.rounds; r++) {
+    for (const c of live) {
+      try {
+        c.samples.push(measure(c, PLAN.secs));
+      } catch (err) {
+        console.error(`! ${c.id} round ${r}: ${(err as Error).message.split('\n')[0]}`);
+        c.samples.push({ rps: NaN, p50: NaN, p99: NaN, cpu: null, rss: null, errors: 0, requests: 0 });
+      }
+    }
+    console.log(`round ${r}/${PLAN.rounds}: ${live.map((c) => `${c.id} ${fmtInt(c.samples.at(-1)!.rps)}`).join(', ')}`);
+  }
+
+  const md = report(cases);
+  console.log('\n' + md);
+  mkdirSync('bench/results', { recursive: true });
+  const name = QUICK ? 'latest-quick' : 'latest';
+  writeFileSync(`bench/results/${name}.md`, md + '\n');
+  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ plan: PLAN, quick: QUICK, cases: cases.map(({ id, label, samples, rssSeries, ok }) => ({ id, label, ok, samples, rssSeries })) }, null, 1) + '\n');
+  console.log(`\nwritten: bench/results/${name}.md and .json`);
+}
+
+main().then(
+  () => {
+    cleanup();
+    process.exit(0);
+  },
+  (err: Error) => {
+    console.error(`bench failed: ${err.stack ?? err.message}`);
+    cleanup();
+    process.exit(1);
+  },
+);
