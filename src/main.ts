@@ -9,6 +9,7 @@ import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/loa
 import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway.ts';
 import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
+import type { Logger } from './observe/logger.ts';
 import { runRouteTests } from './route/tests.ts';
 import type { LogLevel } from './observe/logger.ts';
 
@@ -133,13 +134,20 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   lifecycle.info(gateway.addresses, 'listening');
+  return serveUntilSignal(gateway, lifecycle);
+}
 
+/**
+ * Wires the signals of a running gateway or cluster primary (SPEC §1): SIGHUP reloads,
+ * SIGTERM/SIGINT drain and exit 0. Returns -1: the process keeps running.
+ */
+function serveUntilSignal(running: { close(): Promise<unknown>; reload(): Promise<unknown> }, lifecycle: Logger): number {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     lifecycle.info({ signal }, 'draining');
-    void gateway.close().then(() => {
+    void running.close().then(() => {
       lifecycle.info('stopped');
       lifecycle.flush();
       process.exit(0);
@@ -147,8 +155,8 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void gateway.reload());
-  return -1; // keep running
+  process.on('SIGHUP', () => void running.reload());
+  return -1;
 }
 
 /** --workers N > 1: the primary forks and supervises the workers and serves the admin API. */
@@ -164,21 +172,7 @@ async function primaryMain(o: Parameters<typeof ClusterPrimary.start>[0]): Promi
     return 1;
   }
   lifecycle.info({ ...primary.addresses, workers: primary.pids.length }, 'listening');
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    lifecycle.info({ signal }, 'draining');
-    void primary.close().then(() => {
-      lifecycle.info('stopped');
-      lifecycle.flush();
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void primary.reload());
-  return -1; // keep running
+  return serveUntilSignal(primary, lifecycle);
 }
 
 /** A cluster worker: serves until the primary (or a signal sent to this process) says drain. */
