@@ -1,18 +1,16 @@
-// Builds the runtime from a validated config and owns its life: start, reload (an atomic swap
-// of the whole routing table), close (drain). The only module that reads config types.
-import { readFile } from 'node:fs/promises';
+// Owns a running waygate's life: start (listeners, admin), reload (an atomic swap of the whole
+// routing table built by runtime.ts), health and discovery feeding the targets, close (drain).
+// With runtime.ts, the only module that reads config types.
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
-import { BlockList, isIP } from 'node:net';
 import { createAdminServer } from './admin/admin.ts';
 import type { AdminSource, ExplainQuery } from './admin/admin.ts';
-import { POLICIES } from './balance/index.ts';
-import { StickyPins } from './balance/sticky.ts';
+import { explainRequest } from './admin/explain.ts';
 import type { ListenAddress } from './config/address.ts';
 import { formatConfigError, loadRoutesDir } from './config/load.ts';
 import type { ConfigError, RoutesConfig } from './config/load.ts';
-import type { PoolConfig, StaticConfig } from './config/schema.ts';
+import type { StaticConfig } from './config/schema.ts';
 import { resolveSecret } from './config/secret.ts';
 import { routesFingerprint } from './config/watch.ts';
 import { outcomeOf } from './errors.ts';
@@ -23,33 +21,21 @@ import type { ProbeConfig } from './health/checker.ts';
 import { PassiveHealth } from './health/passive.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
-import { compileAction } from './route/actions.ts';
-import type { RouteActionOptions } from './route/actions.ts';
-import { normalizeHost } from './router/host.ts';
-import { normalizePath } from './router/path.ts';
-import { parsePattern } from './router/pattern.ts';
-import { RequestView } from './router/request-view.ts';
 import { runRouteTests } from './route/tests.ts';
-import { Router } from './router/router.ts';
-import type { RouteSpec } from './router/router.ts';
-import { createContinueHandler, createHandler } from './server/handler.ts';
-import type { CompiledRoute, Runtime } from './server/handler.ts';
+import { buildRuntime, discoveryHosts, needsSecret, probeConfig, readPoolTls, targetList, trustPredicate } from './runtime.ts';
+import type { PoolTlsFiles } from './runtime.ts';
 import { CertStore, ensureSelfSigned, loadCertsDir, secureOptions, watchCertsDir } from './server/certs.ts';
 import type { TlsPolicy } from './server/certs.ts';
+import { createContinueHandler, createHandler } from './server/handler.ts';
+import type { Runtime } from './server/handler.ts';
 import { closeGracefully, createHttpServer, createHttpsServer, listen, trackConnections } from './server/listener.ts';
-import { proxyProtocolFront } from './server/proxy-protocol.ts';
 import type { TrackedConnections } from './server/listener.ts';
-import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
-import { UpstreamPool } from './upstream/pool.ts';
-import { DnsDiscovery, expandTarget, systemResolver } from './upstream/dns.ts';
+import { proxyProtocolFront } from './server/proxy-protocol.ts';
+import { DnsDiscovery, systemResolver } from './upstream/dns.ts';
 import type { Resolver } from './upstream/dns.ts';
+import type { UpstreamPool, UpstreamPool as Pool } from './upstream/pool.ts';
 import { TargetRegistry } from './upstream/registry.ts';
-import type { Target, UpstreamTls } from './upstream/target.ts';
-import type { UpstreamPool as Pool } from './upstream/pool.ts';
-
-/** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
- * so waygate closes an idle connection before the upstream does and never writes into a closing one. */
-const UPSTREAM_KEEPALIVE_MS = 4000;
+import type { Target } from './upstream/target.ts';
 
 /** What a gateway starts from. */
 export interface GatewayOptions {
@@ -77,152 +63,6 @@ export type ReloadResult = { ok: true; version: number } | { ok: false; errors: 
 /** True for a loopback listen host (127.0.0.0/8, ::1, localhost). */
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
-/** Returns a predicate telling whether an address is in the trusted-proxies list. */
-export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolean {
-  if (cidrs.length === 0) return () => false;
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const [addr, bits] = c.split('/');
-    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(addr, type);
-    else list.addSubnet(addr, Number(bits), type);
-  }
-  return (ip) => {
-    const v = isIP(ip);
-    return v !== 0 && list.check(ip, v === 6 ? 'ipv6' : 'ipv4');
-  };
-}
-
-/** The contents of a pool's TLS files, read before a build (pool name → material). */
-export type PoolTlsFiles = Map<string, UpstreamTls>;
-
-/**
- * Reads every pool's `tls.ca`, `tls.cert` and `tls.key` (paths relative to the working
- * directory). Rejects with an error naming the pool and the file when one cannot be read.
- */
-export async function readPoolTls(routes: RoutesConfig): Promise<PoolTlsFiles> {
-  const out: PoolTlsFiles = new Map();
-  for (const [name, pc] of routes.pools) {
-    const t = pc.tls;
-    const read = async (key: 'ca' | 'cert' | 'key'): Promise<string | undefined> => {
-      const file = t[key];
-      if (file === undefined) return undefined;
-      try {
-        return await readFile(file, 'utf8');
-      } catch (err) {
-        throw new Error(`pools.${name}.tls.${key}: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    };
-    out.set(name, { ca: await read('ca'), cert: await read('cert'), key: await read('key'), rejectUnauthorized: t.verify, servername: t.serverName });
-  }
-  return out;
-}
-
-/** Returns the addresses DNS discovery knows for a host, or undefined when it has none yet. */
-export type Discovered = (host: string) => readonly string[] | undefined;
-
-/**
- * Returns a pool's target URLs and weights: as configured, or — with `discovery: dns` — one per
- * address each host name resolved to (a name not resolved yet stays as configured).
- */
-function targetList(pc: PoolConfig, discovered: Discovered | undefined): { url: string; weight: number }[] {
-  if (pc.discovery !== 'dns' || discovered === undefined) return pc.targets;
-  return pc.targets.flatMap((t) => {
-    const host = new URL(t.url).hostname;
-    const addresses = isIP(host.replace(/^\[|\]$/g, '')) !== 0 ? undefined : discovered(host);
-    return addresses === undefined ? [t] : expandTarget(t.url, addresses).map((url) => ({ url, weight: t.weight }));
-  });
-}
-
-/** The host names of every `discovery: dns` pool, with their refresh interval. */
-function discoveryHosts(routes: RoutesConfig): Map<string, number> {
-  const hosts = new Map<string, number>();
-  for (const pc of routes.pools.values()) {
-    if (pc.discovery !== 'dns') continue;
-    for (const t of pc.targets) {
-      const host = new URL(t.url).hostname;
-      if (isIP(host.replace(/^\[|\]$/g, '')) === 0) hosts.set(host, Math.min(hosts.get(host) ?? Infinity, pc.dnsRefresh));
-    }
-  }
-  return hosts;
-}
-
-function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined, discovered?: Discovered): UpstreamPool {
-  const targets = targetList(pc, discovered).map((t) => registry.obtain(name, t.url, t.weight));
-  // Discovered https targets are addresses: their certificate names the configured host.
-  if (pc.discovery === 'dns' && tls !== undefined && tls.servername === undefined) {
-    tls = { ...tls, servername: new URL(pc.targets[0].url).hostname };
-  }
-  const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
-  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
-  connect.key = JSON.stringify(connect);
-  const settings = {
-    responseTimeout: pc.timeouts.response,
-    idleTimeout: pc.timeouts.idle,
-    retries: pc.retries,
-    retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
-    connect,
-    h2: pc.h2,
-  };
-  const pool = new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
-  pool.balance = pc.balance;
-  return pool;
-}
-
-/** Returns the active-check settings of a pool, or undefined when it has none. */
-function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): ProbeConfig | undefined {
-  const h = pc.healthCheck;
-  if (h === undefined) return undefined;
-  return {
-    path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
-    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key },
-  };
-}
-
-/** True when some pool needs the sticky secret. */
-function needsSecret(routes: RoutesConfig): boolean {
-  for (const pc of routes.pools.values()) if (pc.sticky !== undefined) return true;
-  return false;
-}
-
-/** Compiles routes and pools into a runtime; returns it with every target it uses. */
-export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles, discovered?: Discovered): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
-  const pools = new Map<string, UpstreamPool>();
-  const targets = new Set<Target>();
-  for (const [name, pc] of routes.pools) {
-    const pool = poolFromConfig(name, pc, registry, secret, tls?.get(name), discovered);
-    pools.set(name, pool);
-    for (const t of pool.targets) targets.add(t);
-  }
-  const specs: RouteSpec<CompiledRoute>[] = routes.routes.map((r, order) => {
-    const parsed = parsePattern(r.match.path);
-    const opts: RouteActionOptions = {
-      params: parsed.ok ? parsed.pattern.params : [],
-      stripPrefix: r.stripPrefix,
-      rewritePath: r.rewritePath,
-      requestHeaders: r.requestHeaders,
-      responseHeaders: r.responseHeaders,
-      pool: r.kind === 'pool' ? pools.get(r.pool) : undefined,
-      split: r.kind === 'split' ? r.split.map((s) => ({ pool: pools.get(s.pool)!, weight: s.weight })) : undefined,
-      redirect: r.kind === 'redirect' ? r.redirect : undefined,
-      respond: r.kind === 'respond' ? r.respond : undefined,
-    };
-    return {
-      name: r.name,
-      hosts: r.match.host.length > 0 ? r.match.host : undefined,
-      path: r.match.path,
-      methods: r.match.methods.length > 0 ? r.match.methods : undefined,
-      headers: r.match.headers,
-      cookies: r.match.cookies,
-      query: r.match.query,
-      priority: r.priority,
-      order,
-      value: { name: r.name, action: compileAction(opts) },
-    };
-  });
-  return { runtime: { router: new Router(specs), version }, targets, pools };
 }
 
 /** A running waygate: listeners, the routing table in force, and the target registry. */
@@ -364,58 +204,9 @@ export class Gateway {
     };
   }
 
-  /**
-   * Returns the JSON of GET /explain: the route chosen and every candidate rejected with the
-   * condition that failed, the rewrite, the pool and the target that would be picked now and
-   * why — without sending anything or moving any balancing state.
-   */
+  /** Returns the JSON of GET /explain for the routing table in force (see admin/explain.ts). */
   explain(q: ExplainQuery): Record<string, unknown> {
-    const url = new URL(q.url);
-    const host = normalizeHost(url.host);
-    if (host === undefined) throw new Error(`invalid host in ${q.url}`);
-    const norm = normalizePath(url.pathname);
-    if (!norm.ok) return { request: { method: q.method, url: q.url }, refused: `400: ${norm.reason}` };
-    const headers: Record<string, string> = { host: url.host };
-    for (const [k, v] of q.headers) headers[k.toLowerCase()] = v;
-    if (q.cookies.length > 0) headers.cookie = q.cookies.map(([k, v]) => `${k}=${v}`).join('; ');
-    const query = url.search.slice(1);
-    const view = new RequestView(q.method, host, norm.path, query, headers);
-    const { match, rejected } = this.#runtime.router.explain(view);
-    const out: Record<string, unknown> = {
-      request: { method: q.method, host, path: norm.path, query },
-      route: match?.name ?? null,
-      pattern: match?.pattern.source ?? null,
-      params: match?.params ?? {},
-      rejected,
-    };
-    if (match === undefined) return { ...out, result: '404 no route' };
-    const action = match.value.action;
-    if (action.kind === 'respond') return { ...out, action: 'respond', status: action.status };
-    if (action.kind === 'redirect') {
-      const location = action.location({ scheme: url.protocol.slice(0, -1), host, port: url.port, path: norm.path, query: query === '' ? '' : `?${query}`, params: match.params });
-      return { ...out, action: 'redirect', status: action.status, location };
-    }
-    const upstreamPath = action.rewrite(norm.path, match.params);
-    const pools = action.pools.map((pool, i) => {
-      const clientIp = '127.0.0.1';
-      const skipped = pool.targets.filter((t) => !t.available).map((t) => ({ url: t.url, reason: t.ejected ? 'passively ejected' : 'failing health checks' }));
-      let target: string | null = null;
-      let why: string;
-      const token = pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie);
-      const pinned = pool.sticky?.target(token);
-      if (pinned !== undefined && pinned.available) {
-        target = pinned.url;
-        why = `sticky cookie "${pool.sticky!.options.cookie}" pins it`;
-      } else if (pinned !== undefined && pool.sticky!.options.onDown === 'fail') {
-        why = `sticky target ${pinned.url} is down and onDown is fail: 503`;
-      } else {
-        const t = pool.preview({ clientIp });
-        target = t?.url ?? null;
-        why = t === undefined ? 'no available target: 503 no healthy upstream' : `${pool.balance}${pool.balance === 'ip-hash' ? ` of client ${clientIp}` : ''}${pinned !== undefined ? ' (sticky target down: rebalanced)' : ''}`;
-      }
-      return { pool: pool.name, weight: action.weights[i], target, why, skipped };
-    });
-    return { ...out, action: action.pools.length > 1 ? 'split' : 'forward', upstreamPath: query === '' ? upstreamPath : `${upstreamPath}?${query}`, pools };
+    return explainRequest(this.#runtime, q);
   }
 
   /** The last reload's time, result and errors; undefined before the first reload. */

@@ -4,7 +4,7 @@
 // a failing test rejects the routes like a syntax error.
 import { formatConfigError } from '../config/load.ts';
 import type { RoutesConfig } from '../config/load.ts';
-import { buildRuntime } from '../gateway.ts';
+import { buildRuntime } from '../runtime.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';

@@ -1,0 +1,171 @@
+// Compiles a validated config into what serves requests: pools of targets (from the registry
+// that outlives reloads, expanded by DNS discovery), their TLS material and probe settings, and
+// the router with each route's compiled action. Pure apart from reading TLS files.
+import { readFile } from 'node:fs/promises';
+import { BlockList, isIP } from 'node:net';
+import { POLICIES } from './balance/index.ts';
+import { StickyPins } from './balance/sticky.ts';
+import type { RoutesConfig } from './config/load.ts';
+import type { PoolConfig } from './config/schema.ts';
+import type { ProbeConfig } from './health/checker.ts';
+import { compileAction } from './route/actions.ts';
+import type { RouteActionOptions } from './route/actions.ts';
+import { parsePattern } from './router/pattern.ts';
+import { Router } from './router/router.ts';
+import type { RouteSpec } from './router/router.ts';
+import type { CompiledRoute, Runtime } from './server/handler.ts';
+import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
+import { expandTarget } from './upstream/dns.ts';
+import { UpstreamPool } from './upstream/pool.ts';
+import type { TargetRegistry } from './upstream/registry.ts';
+import type { Target, UpstreamTls } from './upstream/target.ts';
+
+/** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
+ * so waygate closes an idle connection before the upstream does and never writes into a closing one. */
+const UPSTREAM_KEEPALIVE_MS = 4000;
+
+/** Returns a predicate telling whether an address is in the trusted-proxies list. */
+export function trustPredicate(cidrs: readonly string[]): (ip: string) => boolean {
+  if (cidrs.length === 0) return () => false;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(addr, type);
+    else list.addSubnet(addr, Number(bits), type);
+  }
+  return (ip) => {
+    const v = isIP(ip);
+    return v !== 0 && list.check(ip, v === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+/** The contents of a pool's TLS files, read before a build (pool name → material). */
+export type PoolTlsFiles = Map<string, UpstreamTls>;
+
+/**
+ * Reads every pool's `tls.ca`, `tls.cert` and `tls.key` (paths relative to the working
+ * directory). Rejects with an error naming the pool and the file when one cannot be read.
+ */
+export async function readPoolTls(routes: RoutesConfig): Promise<PoolTlsFiles> {
+  const out: PoolTlsFiles = new Map();
+  for (const [name, pc] of routes.pools) {
+    const t = pc.tls;
+    const read = async (key: 'ca' | 'cert' | 'key'): Promise<string | undefined> => {
+      const file = t[key];
+      if (file === undefined) return undefined;
+      try {
+        return await readFile(file, 'utf8');
+      } catch (err) {
+        throw new Error(`pools.${name}.tls.${key}: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    out.set(name, { ca: await read('ca'), cert: await read('cert'), key: await read('key'), rejectUnauthorized: t.verify, servername: t.serverName });
+  }
+  return out;
+}
+
+/** Returns the addresses DNS discovery knows for a host, or undefined when it has none yet. */
+export type Discovered = (host: string) => readonly string[] | undefined;
+
+/**
+ * Returns a pool's target URLs and weights: as configured, or — with `discovery: dns` — one per
+ * address each host name resolved to (a name not resolved yet stays as configured).
+ */
+export function targetList(pc: PoolConfig, discovered: Discovered | undefined): { url: string; weight: number }[] {
+  if (pc.discovery !== 'dns' || discovered === undefined) return pc.targets;
+  return pc.targets.flatMap((t) => {
+    const host = new URL(t.url).hostname;
+    const addresses = isIP(host.replace(/^\[|\]$/g, '')) !== 0 ? undefined : discovered(host);
+    return addresses === undefined ? [t] : expandTarget(t.url, addresses).map((url) => ({ url, weight: t.weight }));
+  });
+}
+
+/** The host names of every `discovery: dns` pool, with their refresh interval. */
+export function discoveryHosts(routes: RoutesConfig): Map<string, number> {
+  const hosts = new Map<string, number>();
+  for (const pc of routes.pools.values()) {
+    if (pc.discovery !== 'dns') continue;
+    for (const t of pc.targets) {
+      const host = new URL(t.url).hostname;
+      if (isIP(host.replace(/^\[|\]$/g, '')) === 0) hosts.set(host, Math.min(hosts.get(host) ?? Infinity, pc.dnsRefresh));
+    }
+  }
+  return hosts;
+}
+
+function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, secret: string | undefined, tls: UpstreamTls | undefined, discovered?: Discovered): UpstreamPool {
+  const targets = targetList(pc, discovered).map((t) => registry.obtain(name, t.url, t.weight));
+  // Discovered https targets are addresses: their certificate names the configured host.
+  if (pc.discovery === 'dns' && tls !== undefined && tls.servername === undefined) {
+    tls = { ...tls, servername: new URL(pc.targets[0].url).hostname };
+  }
+  const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
+  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
+  connect.key = JSON.stringify(connect);
+  const settings = {
+    responseTimeout: pc.timeouts.response,
+    idleTimeout: pc.timeouts.idle,
+    retries: pc.retries,
+    retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
+    connect,
+    h2: pc.h2,
+  };
+  const pool = new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
+  pool.balance = pc.balance;
+  return pool;
+}
+
+/** Returns the active-check settings of a pool, or undefined when it has none. */
+export function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): ProbeConfig | undefined {
+  const h = pc.healthCheck;
+  if (h === undefined) return undefined;
+  return {
+    path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
+    tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key },
+  };
+}
+
+/** True when some pool needs the sticky secret. */
+export function needsSecret(routes: RoutesConfig): boolean {
+  for (const pc of routes.pools.values()) if (pc.sticky !== undefined) return true;
+  return false;
+}
+
+/** Compiles routes and pools into a runtime; returns it with every target it uses. */
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles, discovered?: Discovered): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+  const pools = new Map<string, UpstreamPool>();
+  const targets = new Set<Target>();
+  for (const [name, pc] of routes.pools) {
+    const pool = poolFromConfig(name, pc, registry, secret, tls?.get(name), discovered);
+    pools.set(name, pool);
+    for (const t of pool.targets) targets.add(t);
+  }
+  const specs: RouteSpec<CompiledRoute>[] = routes.routes.map((r, order) => {
+    const parsed = parsePattern(r.match.path);
+    const opts: RouteActionOptions = {
+      params: parsed.ok ? parsed.pattern.params : [],
+      stripPrefix: r.stripPrefix,
+      rewritePath: r.rewritePath,
+      requestHeaders: r.requestHeaders,
+      responseHeaders: r.responseHeaders,
+      pool: r.kind === 'pool' ? pools.get(r.pool) : undefined,
+      split: r.kind === 'split' ? r.split.map((s) => ({ pool: pools.get(s.pool)!, weight: s.weight })) : undefined,
+      redirect: r.kind === 'redirect' ? r.redirect : undefined,
+      respond: r.kind === 'respond' ? r.respond : undefined,
+    };
+    return {
+      name: r.name,
+      hosts: r.match.host.length > 0 ? r.match.host : undefined,
+      path: r.match.path,
+      methods: r.match.methods.length > 0 ? r.match.methods : undefined,
+      headers: r.match.headers,
+      cookies: r.match.cookies,
+      query: r.match.query,
+      priority: r.priority,
+      order,
+      value: { name: r.name, action: compileAction(opts) },
+    };
+  });
+  return { runtime: { router: new Router(specs), version }, targets, pools };
+}
