@@ -19,7 +19,7 @@ import { createUpgradeHandler } from './forward/websocket.ts';
 import { HealthChecker } from './health/checker.ts';
 import type { ProbeConfig } from './health/checker.ts';
 import { PassiveHealth } from './health/passive.ts';
-import type { Logger } from './observe/logger.ts';
+import type { AccessLogger, Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import { runRouteTests } from './route/tests.ts';
 import { buildRuntime, discoveryHosts, needsSecret, probeConfig, readPoolTls, targetList, trustPredicate } from './runtime.ts';
@@ -42,7 +42,7 @@ export interface GatewayOptions {
   config: StaticConfig;
   routes: RoutesConfig;
   log: Logger;
-  access: Logger | undefined;
+  access: AccessLogger | undefined;
   env?: NodeJS.ProcessEnv;
   /** Watch the routes directory and reload on change (default true). */
   watchRoutes?: boolean;
@@ -322,7 +322,7 @@ export class Gateway {
     };
   }
 
-  #handlerOptions(scheme: 'http' | 'https', access: Logger | undefined) {
+  #handlerOptions(scheme: 'http' | 'https', access: AccessLogger | undefined) {
     const c = this.#config;
     return {
       scheme,
@@ -364,7 +364,7 @@ export class Gateway {
     return listen(front, addr);
   }
 
-  async #listen(access: Logger | undefined): Promise<void> {
+  async #listen(access: AccessLogger | undefined): Promise<void> {
     const c = this.#config;
     const l = c.listeners;
     // HTTPS first: the HTTP listener's redirect needs its bound port.

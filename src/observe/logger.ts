@@ -48,11 +48,45 @@ function bufferedStdout(): DestinationStream {
  * lifecycle logger, which writes at info whatever the level: the "listening" line (SPEC §1) and
  * drain/stop lines are what scripts and orchestrators wait for.
  */
-export function createLoggers(o: LoggerOptions): { log: Logger; access: Logger | undefined; lifecycle: Logger } {
+export function createLoggers(o: LoggerOptions): { log: Logger; access: AccessLogger | undefined; lifecycle: Logger } {
   const dest = o.destination ?? bufferedStdout();
   const base = { base: undefined, timestamp: cachedIsoTime } as const;
   const log = pino({ ...base, level: o.level }, dest);
   const lifecycle = pino({ ...base, level: 'info' }, dest);
-  const access = o.access ? lifecycle : undefined;
+  const access = o.access ? new JsonAccessLogger(dest, '') : undefined;
   return { log, access, lifecycle };
+}
+
+/** The access log: one JSON line per request, in the same format as the process log's lines. */
+export interface AccessLogger {
+  /** Writes one line: level 30, time, the bindings, the record's fields, then `msg`. */
+  info(record: object, msg: string): void;
+  /** Returns a logger whose lines also carry `bindings` (e.g. the worker id and pid). */
+  child(bindings: Record<string, unknown>): AccessLogger;
+}
+
+/**
+ * The access log without pino's general-purpose serializer: a request's record is a plain object
+ * of strings and numbers, which V8's native JSON.stringify handles fastest. Measured: the access
+ * log cost waygate 17% of its throughput through pino (median per-round ratio with it off).
+ */
+class JsonAccessLogger implements AccessLogger {
+  readonly #dest: DestinationStream;
+  readonly #bindings: string;
+
+  constructor(dest: DestinationStream, bindings: string) {
+    this.#dest = dest;
+    this.#bindings = bindings;
+  }
+
+  info(record: object, msg: string): void {
+    const body = JSON.stringify(record);
+    const fields = body.length > 2 ? ',' + body.slice(1, -1) : '';
+    this.#dest.write('{"level":30' + cachedIsoTime() + this.#bindings + fields + ',"msg":' + JSON.stringify(msg) + '}\n');
+  }
+
+  child(bindings: Record<string, unknown>): AccessLogger {
+    const body = JSON.stringify(bindings);
+    return new JsonAccessLogger(this.#dest, this.#bindings + (body.length > 2 ? ',' + body.slice(1, -1) : ''));
+  }
 }

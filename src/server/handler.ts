@@ -8,7 +8,7 @@ import { GatewayError } from '../errors.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { BodyLimits } from '../forward/body.ts';
-import type { Logger } from '../observe/logger.ts';
+import type { AccessLogger, Logger } from '../observe/logger.ts';
 import type { RouteAction } from '../route/actions.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath, splitTarget } from '../router/path.ts';
@@ -38,7 +38,7 @@ export interface HandlerOptions {
   readonly runtime: () => Runtime;
   /** True when the peer address is a trusted proxy (its x-forwarded-* are kept). */
   readonly trusted: (ip: string) => boolean;
-  readonly access: Logger | undefined;
+  readonly access: AccessLogger | undefined;
   readonly log: Logger;
   /** Retry buffer, maximum size and idle timeout of request bodies. */
   readonly bodyLimits: BodyLimits;
