@@ -42,6 +42,11 @@ function parseCookies(text: string, into: Map<string, string>): void {
 export class RequestView {
   /** The method as received, e.g. "GET" (methods are case-sensitive, RFC 9110 §9.1). */
   readonly method: string;
+  /** Returns a view for a raw Host header value (normalised; "" when absent or invalid). */
+  static fromRaw(method: string, rawHost: string, path: string, query: string, headers: HeaderBag): RequestView {
+    return new RequestView(method, normalizeHost(rawHost) ?? '', path, query, headers);
+  }
+
   /** The normalised host (see normalizeHost); "" when absent or invalid. */
   readonly host: string;
   /** The canonical path, as returned by normalizePath (the caller normalises and refuses bad paths). */
@@ -54,13 +59,13 @@ export class RequestView {
   #queryValues: Map<string, string[]> | undefined;
 
   /**
-   * `host` may be a raw Host header value: it is normalised here (idempotent), and an invalid one
-   * becomes "". `path` must already be canonical (normalizePath): refusing a bad path is the
-   * caller's decision (400), not the router's.
+   * `host` and `path` must already be normalised (normalizeHost, normalizePath): refusing a bad
+   * Host or path is the caller's decision (400), and normalising once there keeps it off the
+   * router's per-request work. `RequestView.fromRaw` normalises a raw Host for other callers.
    */
   constructor(method: string, host: string, path: string, query: string, headers: HeaderBag) {
     this.method = method;
-    this.host = normalizeHost(host) ?? '';
+    this.host = host;
     this.path = path;
     this.query = query;
     this.headers = headers;
@@ -118,5 +123,5 @@ export function requestViewFromTarget(method: string, target: string, headers: H
   if (!norm.ok) return norm;
   const authority = headers[':authority'] ?? headers.host;
   const host = typeof authority === 'string' ? authority : '';
-  return { ok: true, view: new RequestView(method, host, norm.path, query, headers) };
+  return { ok: true, view: RequestView.fromRaw(method, host, norm.path, query, headers) };
 }

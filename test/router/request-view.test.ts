@@ -5,13 +5,13 @@ const view = (headers: Record<string, string | string[]>, query = '') => new Req
 
 describe('RequestView', () => {
   test('normalises the host it is given and keeps method, path and query as given', () => {
-    const v = new RequestView('PATCH', 'Shop.Example.com.:8080', '/a%2Fb', 'a=1', {});
+    const v = RequestView.fromRaw('PATCH', 'Shop.Example.com.:8080', '/a%2Fb', 'a=1', {});
     expect([v.method, v.host, v.path, v.query]).toEqual(['PATCH', 'shop.example.com', '/a%2Fb', 'a=1']);
   });
 
   test('turns an invalid host into ""', () => {
-    expect(new RequestView('GET', 'evil@shop.example.com', '/', '', {}).host).toBe('');
-    expect(new RequestView('GET', '', '/', '', {}).host).toBe('');
+    expect(RequestView.fromRaw('GET', 'evil@shop.example.com', '/', '', {}).host).toBe('');
+    expect(RequestView.fromRaw('GET', '', '/', '', {}).host).toBe('');
   });
 
   test('header() returns one value as is, joins several with ", " and is undefined when absent', () => {

@@ -5,7 +5,7 @@ import { matchPattern, parsePattern } from '../../src/router/pattern.ts';
 import { compileValueMatcher } from '../../src/router/matchers.ts';
 
 const view = (method: string, host: string, path: string, query = '', headers: HeaderBag = {}) =>
-  new RequestView(method, host, path, query, headers);
+  RequestView.fromRaw(method, host, path, query, headers);
 
 describe('a 1,000-route table', () => {
   const specs: RouteSpec<number>[] = [];
