@@ -53,5 +53,8 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # (from /app/bin it would look for the TypeScript sources, which the image does not ship).
 # waygate handles SIGTERM/SIGINT (drain, exit 0) and SIGHUP (reload) itself, so it also works
 # as PID 1; `--init` (tini) additionally reaps zombies.
+# 4 MB young-generation semi-spaces keep a busy proxy near 120 MB RSS instead of ~230 MB, at no
+# measured throughput cost (README, Performance); bin/waygate.js sets the same default.
+ENV NODE_OPTIONS="--max-semi-space-size=4"
 ENTRYPOINT ["node", "/app/dist/main.js"]
 CMD []

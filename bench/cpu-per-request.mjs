@@ -3,11 +3,13 @@
 //   node bench/cpu-per-request.mjs [requests] [rounds]
 // Starts the benchmark upstream, waygate (access log on, to /dev/null) and the minimal undici
 // forwarder, and measures them interleaved; prints µs of proxy CPU per request and the ratio.
-import { spawn } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+
+execSync('npm run build', { stdio: 'ignore' }); // waygate runs from dist/, as installed
 
 const N = Number(process.argv[2] ?? 20000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -17,7 +19,7 @@ writeFileSync(join(dir, 'r.yaml'), 'pools:\n  app: { targets: ["http://127.0.0.1
 const procs = [
   spawn(node, ['bench/upstream.mjs', '19101'], { stdio: 'ignore' }),
   spawn(node, ['bench/mini-undici.mjs', '19102', 'http://127.0.0.1:19101'], { stdio: 'ignore' }),
-  spawn(node, ['src/main.ts', '--routes', dir, '--http', '127.0.0.1:19100', '--https', 'off', '--admin', 'off'], { stdio: ['ignore', 'ignore', 'inherit'] }),
+  spawn(node, ['bin/waygate.js', '--routes', dir, '--http', '127.0.0.1:19100', '--https', 'off', '--admin', 'off'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, WAYGATE_DIST: '1' } }),
 ];
 const cleanup = () => { for (const p of procs) p.kill('SIGKILL'); };
 process.on('exit', cleanup);

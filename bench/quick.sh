@@ -9,6 +9,7 @@ RUNS=${1:-5}
 SECS=${2:-4}
 NODE=./node_modules/.bin/node
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+npm run build >/dev/null   # waygate runs from dist/, as installed
 dir=$(mktemp -d)
 cat > "$dir/r.yaml" <<'YAML'
 pools:
@@ -21,7 +22,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 taskset -c 1 $NODE bench/upstream.mjs 19001 & pids+=($!)
 taskset -c 0 $NODE bench/mini-undici.mjs 19002 http://127.0.0.1:19001 & pids+=($!)
-taskset -c 0 $NODE src/main.ts --routes "$dir" --http 127.0.0.1:19000 --https off --admin off >/dev/null & pids+=($!)
+taskset -c 0 env WAYGATE_DIST=1 $NODE bin/waygate.js --routes "$dir" --http 127.0.0.1:19000 --https off --admin off >/dev/null & pids+=($!)
 for port in 19000 19001 19002; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done

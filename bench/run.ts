@@ -230,7 +230,9 @@ ${P.up.map((p, i) => `  server s${i} 127.0.0.1:${p} check inter 5s`).join('\n')}
 }
 
 function startWaygate(name: string, routes: string, http: number, admin: number, opts: { https?: number; cpu?: string; workers?: number }): ChildProcess {
-  const args = ['src/main.ts', '--config', join(dir, 'waygate.yaml'), '--routes', join(dir, routes), '--certs', join(dir, 'certs'),
+  // As installed users run it: the command, on the compiled dist/ (built in main()), with the
+  // command's own defaults (4 MB young-generation semi-spaces).
+  const args = ['bin/waygate.js', '--config', join(dir, 'waygate.yaml'), '--routes', join(dir, routes), '--certs', join(dir, 'certs'),
     '--http', `127.0.0.1:${http}`, '--https', opts.https === undefined ? 'off' : `127.0.0.1:${opts.https}`, '--admin', `127.0.0.1:${admin}`];
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
   // The access log (one JSON line per request on stdout) goes to /dev/null.
@@ -491,6 +493,9 @@ async function main(): Promise<void> {
   const missing = ensureTools();
   if (missing.length > 0) console.log(`not available, cases skipped: ${missing.join(', ')}`);
   ensurePeers();
+  // waygate runs from dist/ (WAYGATE_DIST=1), as the npm package and the container image do.
+  if (spawnSync('npm', ['run', 'build'], { stdio: 'inherit' }).status !== 0) throw new Error('npm run build failed');
+  process.env.WAYGATE_DIST = '1';
   writeConfigs();
   console.log(`bench: ${QUICK ? 'quick' : 'full'} run, ${PLAN.rounds} rounds × ${PLAN.secs} s, work dir ${dir}`);
 

@@ -215,10 +215,10 @@ export async function runCli(args: string[], env: Record<string, string> = {}, c
 }
 
 /** Starts the CLI and waits for its "listening" line (rejects if it exits first). */
-export async function startCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliProcess> {
+export async function startCli(args: string[], env: Record<string, string> = {}, cwd = ROOT, entry = 'src/main.ts'): Promise<CliProcess> {
   const { spawn } = await import('node:child_process');
   const { createInterface } = await import('node:readline');
-  const proc = spawn(process.execPath, [join(ROOT, 'src/main.ts'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(ROOT, entry), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   // A test that fails before its afterAll must not leave a proxy running.
   const reap = (): void => void proc.kill('SIGKILL');
   process.once('exit', reap);

@@ -11,7 +11,7 @@ const services = await startDemoServices({ catalog: 3001, catalogV2: 3002, whoam
   process.exit(1);
 });
 
-const child = spawn(process.execPath, ['src/main.ts', '--routes', 'examples/demo/routes', '--https', 'off', ...process.argv.slice(2)], {
+const child = spawn(process.execPath, ['bin/waygate.js', '--routes', 'examples/demo/routes', '--https', 'off', ...process.argv.slice(2)], {
   cwd: root,
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, DEMO_CATALOG: services.urls.catalog, DEMO_CATALOG_V2: services.urls.catalogV2, DEMO_WHOAMI: services.urls.whoami },

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { ProxyServer } from 'http-proxy-3';
+import type { ProxyServer } from 'http-proxy-3';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
 import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from '../server/handler.ts';
 import type { HandlerOptions } from '../server/handler.ts';
@@ -48,9 +48,20 @@ export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffe
 // tunnel behind a proxied request is found through this map (http-proxy-3 events carry `req`).
 const handshaking = new WeakMap<IncomingMessage, Tunnel>();
 let sharedProxy: ProxyServer | undefined;
+let loading: Promise<unknown> | undefined;
 
-function proxy(): ProxyServer {
-  if (sharedProxy !== undefined) return sharedProxy;
+/**
+ * Loads http-proxy-3 at the first upgrade, not at start: a proxy that never sees a WebSocket
+ * does not carry it in memory.
+ */
+function loadProxy(): Promise<unknown> {
+  loading ??= import('http-proxy-3').then(({ ProxyServer }) => {
+    sharedProxy ??= createProxy(ProxyServer);
+  });
+  return loading;
+}
+
+function createProxy(ProxyServer: typeof import('http-proxy-3').ProxyServer): ProxyServer {
   // ignorePath: the upstream path is set verbatim on the outgoing request (see prepare()), never
   // re-parsed by WHATWG URL rules (which would turn "\" into "/" and re-encode bytes).
   const p = new ProxyServer({ ws: true, xfwd: false, prependPath: false, ignorePath: true });
@@ -58,7 +69,6 @@ function proxy(): ProxyServer {
   // Client-socket errors are re-emitted here; each tunnel handles its sockets itself, and an
   // 'error' without a listener would throw.
   p.on('error', () => {});
-  sharedProxy = p;
   return p;
 }
 
@@ -223,7 +233,7 @@ class Tunnel {
         this.#proxyReq?.destroy(new GatewayError('upstream_timeout', 'no answer to the WebSocket handshake in time'));
       }, s.responseTimeout);
     }
-    proxy().ws(this.#req, this.#socket, this.#head, {
+    sharedProxy!.ws(this.#req, this.#socket, this.#head, {
       target: target.origin,
       agent: https ? tlsAgent(target, pool) : false,
       connectTimeout: s.connect.connectTimeout,
@@ -442,6 +452,20 @@ class Tunnel {
  */
 export function createUpgradeHandler(o: UpgradeOptions): UpgradeListener {
   return (req, socket, head) => {
-    new Tunnel(o, req, socket as Socket, head).run();
+    if (sharedProxy !== undefined) {
+      new Tunnel(o, req, socket as Socket, head).run();
+      return;
+    }
+    // Bytes the client sends meanwhile stay in the socket's buffer (nothing reads it yet).
+    loadProxy().then(
+      () => {
+        // A client that left while the module loaded has nothing left to serve.
+        if (!socket.destroyed) new Tunnel(o, req, socket as Socket, head).run();
+      },
+      (err: unknown) => {
+        o.log.error({ err: (err as Error).message }, 'cannot load the WebSocket proxy');
+        socket.destroy();
+      },
+    );
   };
 }

@@ -3,7 +3,6 @@
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { generate } from 'selfsigned';
 import { findCertFiles } from './cert-files.ts';
 import { isPrivateKeyBlock, pemBlocks } from './cert-pem.ts';
 
@@ -78,6 +77,9 @@ export async function ensureSelfSigned(dir: string): Promise<string[]> {
   // A key without its certificate (e.g. a crash between the two writes) is reused, never replaced.
   const reuse = await existingKey(keyPath);
   const now = new Date();
+  // Loaded only here: selfsigned and its X.509 stack cost ~10 MB of memory a proxy with real
+  // certificates never needs.
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'commonName', value: 'localhost' }, { name: 'organizationName', value: 'waygate self-signed' }], {
     keyType: reuse?.keyType ?? 'ec',
     curve: reuse?.curve ?? 'P-256',

@@ -1,9 +1,16 @@
 // One upstream target of one pool: its connection pool and its state. State changes only
 // through the methods here (ARCHITECTURE rule 3): in-flight through acquire()/release, health
 // through setHealthy() (driven by the health state machine).
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { Pool as UndiciPool, buildConnector } from 'undici';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
+
+// Only the two parts of undici waygate uses, not its index: the index also loads fetch, web
+// streams, the cache and WebSocket, ~5 MB of memory for nothing. undici has no exports map, so
+// these paths are reachable; package.json pins undici's exact version because they are not API.
+const require = createRequire(import.meta.url);
+const UndiciPool: typeof PoolClass = require('undici/lib/dispatcher/pool.js');
+const buildConnector: typeof BuildConnector = require('undici/lib/core/connect.js');
 
 /** TLS settings for `https://` targets (file contents, not paths). */
 export interface UpstreamTls {
@@ -179,7 +186,7 @@ export class Target {
         allowH2: opts.h2,
         // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
         ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
-      } as buildConnector.BuildOptions);
+      } as BuildConnector.BuildOptions);
       this.#servername = https ? name : undefined;
       this.#dispatcher = new UndiciPool(this.origin, {
         connect: (o, cb) => connector({ ...o, servername: sni }, cb),

@@ -1,4 +1,5 @@
 // The command line as users run it (SPEC §1): a child process per case.
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { closedPort, routesDir, runCli, send, startCli, startUpstream } from '../helpers.ts';
@@ -30,6 +31,35 @@ describe('waygate --check', () => {
     const r = await runCli(['--check', '--routes', dir]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`${dir}/shop.yaml:7:11 routes[0].pool: unknown pool "catalgo" (did you mean "catalog"?)`);
+  });
+});
+
+describe('bin/waygate.js', () => {
+  const nodeOptions = (pid: number): string | undefined =>
+    readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
+
+  test('replaces itself (same pid) with 4 MB young-generation semi-spaces, and serves', async () => {
+    const up = await startUpstream();
+    const dir = await routesDir({ 'r.yaml': `pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n` });
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '' }, undefined, 'bin/waygate.js');
+    try {
+      expect(nodeOptions(cli.proc.pid!)).toBe('--max-semi-space-size=4');
+      expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(200);
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+      await up.close();
+    }
+  });
+
+  test('keeps a semi-space size the user gave in NODE_OPTIONS', async () => {
+    const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 204 } } ]\n' });
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '--max-semi-space-size=16' }, undefined, 'bin/waygate.js');
+    try {
+      expect(nodeOptions(cli.proc.pid!)).toBe('--max-semi-space-size=16');
+      expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(204);
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+    }
   });
 });
 
