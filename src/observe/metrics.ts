@@ -1,9 +1,21 @@
 // Prometheus metrics (SPEC §6) with prom-client. Label values are bounded: route and pool names
 // and configured target URLs come from config, methods outside the standard set become "OTHER",
 // and status codes are three digits; no raw path ever becomes a label.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Metric } from 'prom-client';
+import { CounterFamily, HistogramFamily } from './series.ts';
+import type { CounterSeries, HistogramSeries } from './series.ts';
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'];
+const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
+const OTHER = METHODS.length;
+
+/** The per-request series of one route and pool: its duration, and its counters by method and code. */
+interface RouteSeries {
+  readonly duration: HistogramSeries;
+  /** Keyed by code * 16 + method index (OTHER for a non-standard method). */
+  readonly requests: Map<number, CounterSeries>;
+}
 
 /** What the in-flight gauge reads at scrape time. */
 export interface TargetView {
@@ -16,30 +28,30 @@ export interface TargetView {
 /** The metrics of one waygate process. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'route' | 'pool' | 'method' | 'code'>;
-  readonly #duration: Histogram<'route' | 'pool'>;
-  readonly #upstream: Counter<'pool' | 'target' | 'outcome'>;
+  readonly #requests: CounterFamily;
+  readonly #duration: HistogramFamily;
+  readonly #upstream: CounterFamily;
   readonly #healthy: Gauge<'pool' | 'target'>;
   readonly #connections: Gauge<'listener'>;
   readonly #reloads: Counter<'result'>;
-  // Label children resolved once per label set: prom-client's labels() hashes on every call.
-  readonly #requestChildren = new Map<string, { inc(): void }>();
-  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
-  readonly #upstreamChildren = new Map<string, { inc(): void }>();
+  // Series resolved once per label set, looked up by the names as given (no key strings built
+  // per request): route → pool → series, and pool → target → outcome → series.
+  readonly #byRoute = new Map<string, Map<string, RouteSeries>>();
+  readonly #byPool = new Map<string, Map<string, Map<string, CounterSeries>>>();
 
   /** `targets` is read at every scrape for the in-flight and health gauges. */
   constructor(targets: () => Iterable<TargetView>) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.#requests = new Counter({ name: 'waygate_requests_total', help: 'Requests answered, by route, pool, method and status code.', labelNames: ['route', 'pool', 'method', 'code'], registers });
-    this.#duration = new Histogram({
-      name: 'waygate_request_duration_seconds',
-      help: 'Time from request arrival to the end of the response, by route and pool.',
-      labelNames: ['route', 'pool'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
-    this.#upstream = new Counter({ name: 'waygate_upstream_requests_total', help: 'Upstream attempts by pool, target and outcome.', labelNames: ['pool', 'target', 'outcome'], registers });
+    this.#requests = new CounterFamily('waygate_requests_total', 'Requests answered, by route, pool, method and status code.');
+    this.#duration = new HistogramFamily(
+      'waygate_request_duration_seconds',
+      'Time from request arrival to the end of the response, by route and pool.',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    );
+    this.#upstream = new CounterFamily('waygate_upstream_requests_total', 'Upstream attempts by pool, target and outcome.');
+    // The registry only calls get() on them (text exposition and getMetricsAsJSON).
+    for (const f of [this.#requests, this.#duration, this.#upstream]) this.registry.registerMetric(f as unknown as Metric);
     this.#healthy = new Gauge({ name: 'waygate_target_healthy', help: '1 while a target takes traffic; 0 while it fails active checks or is passively ejected.', labelNames: ['pool', 'target'], registers });
     new Gauge({
       name: 'waygate_target_in_flight',
@@ -60,32 +72,36 @@ export class Metrics {
 
   /** Counts one answered request and its duration. */
   request(route: string, pool: string, method: string, code: number, seconds: number): void {
-    const m = METHODS.has(method) ? method : 'OTHER';
-    const key = route + '\u0000' + pool + '\u0000' + m + '\u0000' + code;
-    let c = this.#requestChildren.get(key);
+    let pools = this.#byRoute.get(route);
+    if (pools === undefined) this.#byRoute.set(route, (pools = new Map()));
+    let r = pools.get(pool);
+    if (r === undefined) {
+      r = { duration: this.#duration.series({ route, pool }), requests: new Map() };
+      pools.set(pool, r);
+    }
+    const m = METHOD_INDEX.get(method) ?? OTHER;
+    const key = code * 16 + m;
+    let c = r.requests.get(key);
     if (c === undefined) {
-      c = this.#requests.labels(route, pool, m, String(code));
-      this.#requestChildren.set(key, c);
+      c = this.#requests.series({ route, pool, method: m === OTHER ? 'OTHER' : method, code: String(code) });
+      r.requests.set(key, c);
     }
-    c.inc();
-    const dkey = route + '\u0000' + pool;
-    let d = this.#durationChildren.get(dkey);
-    if (d === undefined) {
-      d = this.#duration.labels(route, pool);
-      this.#durationChildren.set(dkey, d);
-    }
-    d.observe(seconds);
+    c.value++;
+    r.duration.observe(seconds);
   }
 
   /** Counts one upstream attempt. */
   upstream(pool: string, target: string, outcome: string): void {
-    const key = pool + '\u0000' + target + '\u0000' + outcome;
-    let c = this.#upstreamChildren.get(key);
+    let targets = this.#byPool.get(pool);
+    if (targets === undefined) this.#byPool.set(pool, (targets = new Map()));
+    let outcomes = targets.get(target);
+    if (outcomes === undefined) targets.set(target, (outcomes = new Map()));
+    let c = outcomes.get(outcome);
     if (c === undefined) {
-      c = this.#upstream.labels(pool, target, outcome);
-      this.#upstreamChildren.set(key, c);
+      c = this.#upstream.series({ pool, target, outcome });
+      outcomes.set(outcome, c);
     }
-    c.inc();
+    c.value++;
   }
 
   /** Sets the health gauge of one target. */
