@@ -120,7 +120,11 @@ async function main(argv: string[]): Promise<number> {
 
   const workers = workerCount(cfg.workers);
   const destination = workers > 1 ? sharedStdout() : undefined;
-  const { log, access, lifecycle } = createLoggers({ level: cfg.log.level, access: cfg.log.access, destination });
+  // Registered before the loggers, so it runs before pino's exit hook writes stdout's buffer.
+  let beforeExit = (): void => {};
+  process.on('exit', () => beforeExit());
+  const { log, access, lifecycle, ...loggers } = createLoggers({ level: cfg.log.level, access: cfg.log.access, destination });
+  beforeExit = loggers.beforeExit;
   for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
   // One worker is today's single process exactly: no cluster, no primary in between.
   if (workers > 1) return primaryMain({ config: cfg, routes: routes.value, workers, log, lifecycle, env: process.env });

@@ -13,7 +13,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface LoggerOptions {
   level: LogLevel;
   access: boolean;
-  /** Where lines go; stdout (asynchronous, flushed on exit) when omitted. */
+  /**
+   * Where lines go, one write per line. When omitted: stdout, asynchronously, with access lines
+   * joined into writes of up to 16 KiB (see LineBatch), flushed every 250 ms, before any
+   * process-log line, on flush(), and at exit.
+   */
   destination?: DestinationStream;
 }
 
@@ -29,18 +33,50 @@ function cachedIsoTime(): string {
   return lastTime;
 }
 
-/** How long a log line may wait in the buffer before it is written. */
+/** How long a log line may wait in a buffer before it is written. */
 const FLUSH_EVERY_MS = 250;
 
+/** Bytes of access lines per write to stdout. */
+const BATCH_BYTES = 16_384;
+
 /**
- * Stdout written asynchronously in batches of at least 4 KiB (one write per ~15 access lines
- * instead of one per line), flushed every 250 ms so a quiet proxy's lines are not held back, and
- * synchronously at exit (pino's own exit hook).
+ * Stdout written asynchronously by sonic-boom once BATCH_BYTES are pending (or on flush()); what
+ * is pending at exit is written synchronously by pino's exit hook.
  */
-function bufferedStdout(): DestinationStream {
-  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  setInterval(() => dest.flush(), FLUSH_EVERY_MS).unref();
-  return dest;
+function asyncStdout(): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, maxWrite: 4 * BATCH_BYTES });
+}
+
+/**
+ * Access lines joined in memory before they reach the destination. sonic-boom's own buffering
+ * measures the UTF-8 length of its whole pending buffer on every write (a flattened string of up
+ * to 16 KiB per access line); here a line costs an array push and the byte length of itself.
+ */
+class LineBatch {
+  readonly #dest: DestinationStream;
+  readonly #max: number;
+  #lines: string[] = [];
+  #bytes = 0;
+
+  constructor(dest: DestinationStream, maxBytes: number) {
+    this.#dest = dest;
+    this.#max = maxBytes;
+  }
+
+  add(line: string): void {
+    this.#lines.push(line);
+    this.#bytes += Buffer.byteLength(line);
+    if (this.#bytes >= this.#max) this.flush();
+  }
+
+  /** Hands the pending lines to the destination as one write. */
+  flush(): void {
+    if (this.#lines.length === 0) return;
+    const data = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join('');
+    this.#lines = [];
+    this.#bytes = 0;
+    this.#dest.write(data);
+  }
 }
 
 /**
@@ -48,13 +84,46 @@ function bufferedStdout(): DestinationStream {
  * lifecycle logger, which writes at info whatever the level: the "listening" line (SPEC §1) and
  * drain/stop lines are what scripts and orchestrators wait for.
  */
-export function createLoggers(o: LoggerOptions): { log: Logger; access: AccessLogger | undefined; lifecycle: Logger } {
-  const dest = o.destination ?? bufferedStdout();
+export function createLoggers(o: LoggerOptions): Loggers {
+  if (o.destination !== undefined) {
+    const d = o.destination;
+    return make(o, d, (line) => d.write(line), () => {});
+  }
+  const raw = asyncStdout();
+  if (!o.access) return make(o, raw, (line) => raw.write(line), () => {});
+  const batch = new LineBatch(raw, BATCH_BYTES);
+  // Process-log lines keep their place after the access lines logged before them.
+  const dest = {
+    write(line: string): void {
+      batch.flush();
+      raw.write(line);
+    },
+    flush(): void {
+      batch.flush();
+      raw.flush();
+    },
+  };
+  setInterval(() => dest.flush(), FLUSH_EVERY_MS).unref();
+  // Into sonic-boom's buffer without starting an asynchronous write: pino's exit hook, which
+  // runs after this one, writes that buffer synchronously.
+  return make(o, dest, (line) => batch.add(line), () => batch.flush());
+}
+
+/** What createLoggers returns. */
+export interface Loggers {
+  log: Logger;
+  access: AccessLogger | undefined;
+  lifecycle: Logger;
+  /** For a process 'exit' listener registered before createLoggers: hands batched lines on. */
+  beforeExit: () => void;
+}
+
+function make(o: LoggerOptions, dest: DestinationStream, accessWrite: (line: string) => void, beforeExit: () => void): Loggers {
   const base = { base: undefined, timestamp: cachedIsoTime } as const;
   const log = pino({ ...base, level: o.level }, dest);
   const lifecycle = pino({ ...base, level: 'info' }, dest);
-  const access = o.access ? new JsonAccessLogger(dest, '') : undefined;
-  return { log, access, lifecycle };
+  const access = o.access ? new JsonAccessLogger(accessWrite, '') : undefined;
+  return { log, access, lifecycle, beforeExit };
 }
 
 /** The access log: one JSON line per request, in the same format as the process log's lines. */
@@ -71,22 +140,22 @@ export interface AccessLogger {
  * log cost waygate 17% of its throughput through pino (median per-round ratio with it off).
  */
 class JsonAccessLogger implements AccessLogger {
-  readonly #dest: DestinationStream;
+  readonly #write: (line: string) => void;
   readonly #bindings: string;
 
-  constructor(dest: DestinationStream, bindings: string) {
-    this.#dest = dest;
+  constructor(write: (line: string) => void, bindings: string) {
+    this.#write = write;
     this.#bindings = bindings;
   }
 
   info(record: object, msg: string): void {
     const body = JSON.stringify(record);
     const fields = body.length > 2 ? ',' + body.slice(1, -1) : '';
-    this.#dest.write('{"level":30' + cachedIsoTime() + this.#bindings + fields + ',"msg":' + JSON.stringify(msg) + '}\n');
+    this.#write('{"level":30' + cachedIsoTime() + this.#bindings + fields + ',"msg":' + JSON.stringify(msg) + '}\n');
   }
 
   child(bindings: Record<string, unknown>): AccessLogger {
     const body = JSON.stringify(bindings);
-    return new JsonAccessLogger(this.#dest, this.#bindings + (body.length > 2 ? ',' + body.slice(1, -1) : ''));
+    return new JsonAccessLogger(this.#write, this.#bindings + (body.length > 2 ? ',' + body.slice(1, -1) : ''));
   }
 }

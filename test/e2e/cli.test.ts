@@ -80,6 +80,23 @@ describe('starting', () => {
     expect(refused).toBe(true);
   });
 
+  test('access lines reach stdout in order with the process lines: batched, flushed within 250 ms and at exit', async () => {
+    const up = await startUpstream();
+    const dir = await routesDir({ 'r.yaml': `pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n` });
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off']);
+    try {
+      expect((await send(`http://${cli.addresses.http}/first`)).status).toBe(200);
+      // Alone in the batch: written by the periodic flush, not held until more traffic comes.
+      await cli.waitForLine((l) => l.msg === 'request' && l.path === '/first');
+      for (let i = 0; i < 5; i++) expect((await send(`http://${cli.addresses.http}/n${i}`)).status).toBe(200);
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+      await up.close();
+    }
+    const msgs = cli.lines.map((l) => (l.msg === 'request' ? l.path : l.msg));
+    expect(msgs).toEqual(['listening', '/first', '/n0', '/n1', '/n2', '/n3', '/n4', 'draining', 'stopped']);
+  });
+
   test('an invalid --http address is an error naming the flag', async () => {
     const r = await runCli(['--http', 'nope:port', '--check']);
     expect(r.code).toBe(1);
