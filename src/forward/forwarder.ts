@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
-import { NO_BODY, prepareBody, replayable } from './body.ts';
+import { NO_BODY, declaresBody, prepareBody, replayable } from './body.ts';
 import type { BodyLimits, RequestBody } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { ForwardInfo, HeaderOps, RawResponseHeaders } from './headers.ts';
@@ -111,6 +111,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   start(): void {
     const first = this.#firstTarget();
     if (first === undefined) return;
+    // No body (most requests): no promise and no microtask hop before the attempt.
+    if (!declaresBody(this.#r.req)) {
+      this.#attempt(first);
+      return;
+    }
     prepareBody(this.#r.req, this.#r.bodyLimits).then(
       (body) => {
         this.#body = body;
