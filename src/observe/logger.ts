@@ -1,5 +1,6 @@
 // pino loggers: one for the process (level from config), one for access lines (always at info
 // when the access log is on, whatever the process level — like Traefik's separate access log).
+import { writeSync } from 'node:fs';
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
 
@@ -71,11 +72,17 @@ class LineBatch {
 
   /** Hands the pending lines to the destination as one write. */
   flush(): void {
-    if (this.#lines.length === 0) return;
+    const data = this.take();
+    if (data !== '') this.#dest.write(data);
+  }
+
+  /** Returns the pending lines joined, and forgets them. */
+  take(): string {
+    if (this.#lines.length === 0) return '';
     const data = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join('');
     this.#lines = [];
     this.#bytes = 0;
-    this.#dest.write(data);
+    return data;
   }
 }
 
@@ -90,23 +97,44 @@ export function createLoggers(o: LoggerOptions): Loggers {
     return make(o, d, (line) => d.write(line), () => {});
   }
   const raw = asyncStdout();
-  if (!o.access) return make(o, raw, (line) => raw.write(line), () => {});
-  const batch = new LineBatch(raw, BATCH_BYTES);
+  const batch = o.access ? new LineBatch(raw, BATCH_BYTES) : undefined;
   // Process-log lines keep their place after the access lines logged before them.
-  const dest = {
+  const dest: DestinationStream = batch === undefined ? raw : {
     write(line: string): void {
       batch.flush();
       raw.write(line);
     },
-    flush(): void {
-      batch.flush();
-      raw.flush();
-    },
   };
-  setInterval(() => dest.flush(), FLUSH_EVERY_MS).unref();
-  // Into sonic-boom's buffer without starting an asynchronous write: pino's exit hook, which
-  // runs after this one, writes that buffer synchronously.
-  return make(o, dest, (line) => batch.add(line), () => batch.flush());
+  // A quiet proxy's lines are not held back: whatever is pending goes out every 250 ms.
+  setInterval(() => {
+    batch?.flush();
+    raw.flush();
+  }, FLUSH_EVERY_MS).unref();
+  // At exit, stdout's buffer first, then the newer batched lines, both synchronously (pino's own
+  // exit hook, which runs after this one, then finds nothing left).
+  const beforeExit = (): void => {
+    const pending = batch?.take() ?? '';
+    try {
+      raw.flushSync();
+    } catch {
+      // not open yet, or destroyed: nothing of ours was written through it either
+    }
+    if (pending !== '') writeAllSync(1, pending);
+  };
+  return make(o, dest, batch === undefined ? (line) => raw.write(line) : (line) => batch.add(line), beforeExit);
+}
+
+/** Writes all of `data` to `fd`, retrying short writes and a full non-blocking pipe a few times. */
+function writeAllSync(fd: number, data: string): void {
+  let buf = Buffer.from(data);
+  for (let tries = 0; buf.length > 0 && tries < 100; ) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      tries++;
+    }
+  }
 }
 
 /** What createLoggers returns. */
@@ -114,7 +142,7 @@ export interface Loggers {
   log: Logger;
   access: AccessLogger | undefined;
   lifecycle: Logger;
-  /** For a process 'exit' listener registered before createLoggers: hands batched lines on. */
+  /** For a process 'exit' listener registered before createLoggers: writes what is pending. */
   beforeExit: () => void;
 }
 

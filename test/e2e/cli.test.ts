@@ -97,6 +97,16 @@ describe('starting', () => {
     expect(msgs).toEqual(['listening', '/first', '/n0', '/n1', '/n2', '/n3', '/n4', 'draining', 'stopped']);
   });
 
+  test('with the access log off, process lines still reach stdout within 250 ms and at exit', async () => {
+    const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 204 } } ]\n' });
+    const conf = await routesDir({ 'waygate.yaml': 'log: { level: info, access: false }\n' });
+    // startCli resolves on the "listening" line: it must not wait for 16 KiB of other lines.
+    const cli = await startCli(['--config', `${conf}/waygate.yaml`, '--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off']);
+    expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(204);
+    expect(await cli.stop('SIGTERM')).toBe(0);
+    expect(cli.lines.map((l) => l.msg)).toEqual(['listening', 'draining', 'stopped']);
+  });
+
   test('an invalid --http address is an error naming the flag', async () => {
     const r = await runCli(['--http', 'nope:port', '--check']);
     expect(r.code).toBe(1);
