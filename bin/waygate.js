@@ -22,7 +22,11 @@ const SEMI = '--max-semi-space-size';
 const given = process.execArgv.some((a) => a.startsWith(SEMI)) || (process.env.NODE_OPTIONS ?? '').includes(SEMI);
 if (!given && typeof process.execve === 'function') {
   const NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} ${SEMI}=4`.trim();
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, here, ...process.argv.slice(2)], { ...process.env, NODE_OPTIONS });
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, here, ...process.argv.slice(2)], { ...process.env, NODE_OPTIONS });
+  } catch {
+    // Not replaceable here (a sandbox refusing execve): run on with V8's default sizes.
+  }
 }
 
 const sources = fileURLToPath(new URL('../src/main.ts', import.meta.url));
