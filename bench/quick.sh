@@ -35,4 +35,7 @@ for i in $(seq "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mm=$(median "${m[@]}"); wm=$(median "${w[@]}")
-echo "median: mini-undici $mm req/s, waygate $wm req/s, ratio $(awk -v a="$wm" -v b="$mm" 'BEGIN{printf "%.2f", a/b}')"
+# The ratio is the median of the per-run ratios: each pair ran back to back, while the medians of
+# the two columns can come from different moments of a drifting machine.
+r=(); for i in "${!m[@]}"; do r+=("$(awk -v a="${w[$i]}" -v b="${m[$i]}" 'BEGIN{printf "%.3f", a/b}')"); done
+echo "median: mini-undici $mm req/s, waygate $wm req/s, ratio (median of per-run ratios) $(median "${r[@]}")"
