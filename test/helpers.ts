@@ -229,17 +229,28 @@ export async function startCli(args: string[], env: Record<string, string> = {},
   proc.stderr!.on('data', (c: Buffer) => (err += c));
   const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
   const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    // A proxy that never says "listening" is killed here, not left running after the test.
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`waygate printed no "listening" line within 20 s: ${err}`));
+    }, 20_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       try {
         const obj = JSON.parse(line) as Record<string, unknown>;
         lines.push(obj);
         for (const w of waiters.splice(0)) w();
-        if (obj.msg === 'listening') resolve(obj);
+        if (obj.msg === 'listening') {
+          clearTimeout(timer);
+          resolve(obj);
+        }
       } catch {
         // not JSON: ignore
       }
     });
-    void exited.then((code) => reject(new Error(`waygate exited with ${code} before listening: ${err}`)));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`waygate exited with ${code} before listening: ${err}`));
+    });
   });
   return {
     proc,
