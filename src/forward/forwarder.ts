@@ -134,24 +134,13 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (c !== undefined && !c.aborted) c.abort(new GatewayError('client_aborted', 'client closed the connection'));
   }
 
-  /**
-   * The first target: the sticky pin when it is available; when it is not, a new pick
-   * (`onDown: rebalance`) or 503 (`onDown: fail`). Undefined after answering the error itself.
-   */
+  /** The first target (UpstreamPool.first); undefined after answering the error itself. */
   #firstTarget(): Target | undefined {
     const r = this.#r;
-    const sticky = r.pool.sticky;
-    if (sticky !== undefined) {
-      const pinned = sticky.target(r.stickyToken);
-      if (pinned !== undefined && pinned.available) return pinned;
-      if (pinned !== undefined && sticky.options.onDown === 'fail') {
-        this.#finish(new GatewayError('no_healthy_upstream', `the pinned target of pool "${r.pool.name}" is down`));
-        return undefined;
-      }
-    }
-    const target = r.pool.select({ clientIp: r.clientIp });
-    if (target === undefined) this.#finish(new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${r.pool.name}"`));
-    return target;
+    const target = r.pool.first({ clientIp: r.clientIp }, r.stickyToken);
+    if (!(target instanceof GatewayError)) return target;
+    this.#finish(target);
+    return undefined;
   }
 
   #attempt(target: Target): void {

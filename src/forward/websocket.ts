@@ -201,23 +201,12 @@ class Tunnel {
     }
   }
 
-  /**
-   * The target, as the HTTP path picks it: the sticky pin when available; when it is not, a
-   * new pick (`onDown: rebalance`) or 503 (`onDown: fail`). Undefined after answering 503.
-   */
+  /** The target, as the HTTP path picks it (UpstreamPool.first); undefined after answering the error. */
   #pick(pool: UpstreamPool): Target | undefined {
-    const sticky = pool.sticky;
-    if (sticky !== undefined) {
-      const pinned = sticky.target(this.#stickyToken);
-      if (pinned !== undefined && pinned.available) return pinned;
-      if (pinned !== undefined && sticky.options.onDown === 'fail') {
-        this.#fail(new GatewayError('no_healthy_upstream', `the pinned target of pool "${pool.name}" is down`));
-        return undefined;
-      }
-    }
-    const target = pool.select({ clientIp: this.#clientIp });
-    if (target === undefined) this.#fail(new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${pool.name}"`));
-    return target;
+    const target = pool.first({ clientIp: this.#clientIp }, this.#stickyToken);
+    if (!(target instanceof GatewayError)) return target;
+    this.#fail(target);
+    return undefined;
   }
 
   #forward(pool: UpstreamPool, target: Target): void {

@@ -3,6 +3,7 @@
 import { isAvailable } from '../balance/policy.ts';
 import type { BalanceContext, Eligible, Policy, PolicyFactory } from '../balance/policy.ts';
 import type { StickyPins } from '../balance/sticky.ts';
+import { GatewayError } from '../errors.ts';
 import type { Target, TargetConnectOptions } from './target.ts';
 
 /** Per-pool settings used on the request path. */
@@ -44,6 +45,23 @@ export class UpstreamPool {
   preview(ctx: BalanceContext): Target | undefined {
     const p = this.#policy;
     return p.peek !== undefined ? p.peek(ctx, isAvailable) : p.pick(ctx, isAvailable);
+  }
+
+  /**
+   * The first target of a request or WebSocket handshake: the sticky pin when it is available;
+   * when it is not, a new pick (`onDown: rebalance`) or 503 (`onDown: fail`). Returns the error
+   * to answer with when there is no target.
+   */
+  first(ctx: BalanceContext, stickyToken: string | undefined): Target | GatewayError {
+    const sticky = this.sticky;
+    if (sticky !== undefined) {
+      const pinned = sticky.target(stickyToken);
+      if (pinned !== undefined && pinned.available) return pinned;
+      if (pinned !== undefined && sticky.options.onDown === 'fail') {
+        return new GatewayError('no_healthy_upstream', `the pinned target of pool "${this.name}" is down`);
+      }
+    }
+    return this.select(ctx) ?? new GatewayError('no_healthy_upstream', `no healthy upstream in pool "${this.name}"`);
   }
 
   /** Picks a target among those `eligible` accepts (available ones by default); undefined when none is. */
