@@ -20,6 +20,17 @@ interface MetricData {
   aggregator: 'sum';
 }
 
+/** Returns the series of one label set from `map`, made by `make` the first time (scrape and setup only, never per request). */
+function seriesOf<S>(map: Map<string, { labels: Labels; s: S }>, labels: Labels, make: () => S): S {
+  const key = JSON.stringify(labels);
+  let e = map.get(key);
+  if (e === undefined) {
+    e = { labels, s: make() };
+    map.set(key, e);
+  }
+  return e.s;
+}
+
 /** A counter family; series() returns the series of one label set, created at zero. */
 export class CounterFamily {
   readonly aggregator = 'sum';
@@ -33,13 +44,7 @@ export class CounterFamily {
   }
 
   series(labels: Labels): CounterSeries {
-    const key = JSON.stringify(labels);
-    let e = this.#series.get(key);
-    if (e === undefined) {
-      e = { labels, s: { value: 0 } };
-      this.#series.set(key, e);
-    }
-    return e.s;
+    return seriesOf(this.#series, labels, () => ({ value: 0 }));
   }
 
   get(): MetricData {
@@ -88,13 +93,7 @@ export class HistogramFamily {
   }
 
   series(labels: Labels): HistogramSeries {
-    const key = JSON.stringify(labels);
-    let e = this.#series.get(key);
-    if (e === undefined) {
-      e = { labels, s: new HistogramSeries(this.bounds) };
-      this.#series.set(key, e);
-    }
-    return e.s;
+    return seriesOf(this.#series, labels, () => new HistogramSeries(this.bounds));
   }
 
   get(): MetricData {
