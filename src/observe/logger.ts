@@ -1,6 +1,5 @@
 // pino loggers: one for the process (level from config), one for access lines (always at info
 // when the access log is on, whatever the process level — like Traefik's separate access log).
-import { writeSync } from 'node:fs';
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
 
@@ -72,17 +71,11 @@ class LineBatch {
 
   /** Hands the pending lines to the destination as one write. */
   flush(): void {
-    const data = this.take();
-    if (data !== '') this.#dest.write(data);
-  }
-
-  /** Returns the pending lines joined, and forgets them. */
-  take(): string {
-    if (this.#lines.length === 0) return '';
+    if (this.#lines.length === 0) return;
     const data = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join('');
     this.#lines = [];
     this.#bytes = 0;
-    return data;
+    this.#dest.write(data);
   }
 }
 
@@ -110,31 +103,19 @@ export function createLoggers(o: LoggerOptions): Loggers {
     batch?.flush();
     raw.flush();
   }, FLUSH_EVERY_MS).unref();
-  // At exit, stdout's buffer first, then the newer batched lines, both synchronously (pino's own
-  // exit hook, which runs after this one, then finds nothing left).
+  // At exit, everything synchronously and in order. After the first flushSync stdout's buffer is
+  // empty (or an asynchronous write is in flight), so the batch, always under minLength, stays
+  // in the buffer instead of starting a write, and the second flushSync writes it.
   const beforeExit = (): void => {
-    const pending = batch?.take() ?? '';
     try {
       raw.flushSync();
+      batch?.flush();
+      raw.flushSync();
     } catch {
-      // not open yet, or destroyed: nothing of ours was written through it either
+      // not open yet, or destroyed: nothing can be written through it
     }
-    if (pending !== '') writeAllSync(1, pending);
   };
   return make(o, dest, batch === undefined ? (line) => raw.write(line) : (line) => batch.add(line), beforeExit);
-}
-
-/** Writes all of `data` to `fd`, retrying short writes and a full non-blocking pipe a few times. */
-function writeAllSync(fd: number, data: string): void {
-  let buf = Buffer.from(data);
-  for (let tries = 0; buf.length > 0 && tries < 100; ) {
-    try {
-      buf = buf.subarray(writeSync(fd, buf));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-      tries++;
-    }
-  }
 }
 
 /** What createLoggers returns. */
