@@ -154,9 +154,12 @@ class Exchange implements ForwardObserver {
   #pool: UpstreamPool | undefined;
   #forwarder: Forwarder | undefined;
   #bytesOut = 0;
+  readonly #listenerHeaders: readonly string[] | undefined;
 
-  constructor(o: HandlerOptions, req: IncomingMessage, res: ServerResponse) {
+  /** `listenerHeaders`: the listener's own response headers, built once per listener. */
+  constructor(o: HandlerOptions, req: IncomingMessage, res: ServerResponse, listenerHeaders: readonly string[] | undefined) {
     this.#o = o;
+    this.#listenerHeaders = listenerHeaders;
     this.#req = req;
     this.#res = res;
     this.#peerIp = peerAddress(req);
@@ -218,7 +221,7 @@ class Exchange implements ForwardObserver {
             requestId: this.#requestId,
             keepTeTrailers: pool.settings.h2,
           },
-          listenerHeaders: this.#o.hsts === undefined ? undefined : ['strict-transport-security', this.#o.hsts],
+          listenerHeaders: this.#listenerHeaders,
           requestOps: action.requestOps,
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
@@ -304,8 +307,9 @@ export function hostPort(hostHeader: string | undefined): string | undefined {
 
 /** Returns the request listener of a public listener. */
 export function createHandler(o: HandlerOptions): RequestListener {
+  const listenerHeaders = o.hsts === undefined ? undefined : ['strict-transport-security', o.hsts];
   return (req, res) => {
-    new Exchange(o, req, res).run();
+    new Exchange(o, req, res, listenerHeaders).run();
   };
 }
 
