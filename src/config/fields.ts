@@ -72,6 +72,8 @@ export function text() {
     .transform((v) => String(v));
 }
 
+const FIELD_VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 /** Returns a schema for a map of header name → text value, names lower-cased. */
 export function headerMap() {
   return z.record(z.string(), text()).superRefine((map, ctx) => {
@@ -80,6 +82,11 @@ export function headerMap() {
       if (!isToken(key)) {
         ctx.addIssue({ code: 'custom', path: [key], message: `invalid header name "${key}"`, params: { at: 'key' } });
         continue;
+      }
+      // A CR or LF would end the field and start another on the wire (header injection); no
+      // control byte but HTAB belongs in a field value (RFC 9110 §5.5).
+      if (FIELD_VALUE_CTL.test(map[key])) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `invalid value for header "${key}": control characters such as CR, LF and NUL are not allowed` });
       }
       const lower = key.toLowerCase();
       const first = seen.get(lower);

@@ -141,7 +141,11 @@ const routeObject = strict({
   redirect: redirectSchema.optional(),
   respond: respondSchema.optional(),
   stripPrefix: z.string().regex(/^\/[^*]*$/, { error: 'stripPrefix must start with "/" and cannot contain "*"' }).optional(),
-  rewritePath: z.string().startsWith('/', { error: 'rewritePath must start with "/"' }).optional(),
+  rewritePath: z
+    .string()
+    .startsWith('/', { error: 'rewritePath must start with "/"' })
+    .regex(/^[^\x00-\x20\x7f]*$/, { error: 'rewritePath cannot contain spaces or control characters (percent-encode them)' })
+    .optional(),
   requestHeaders: headerEditsSchema.optional(),
   responseHeaders: headerEditsSchema.optional(),
 });

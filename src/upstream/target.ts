@@ -3,7 +3,9 @@
 // through setHealthy() (driven by the health state machine).
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
+import type { Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
+import { H1Pool } from './h1-pool.ts';
+import type { UpstreamClient } from './h1-pool.ts';
 
 // Only the two parts of undici waygate uses, not its index: the index also loads fetch, web
 // streams, the cache and WebSocket, ~5 MB of memory for nothing. undici has no exports map, so
@@ -59,7 +61,7 @@ export class Target {
   #ejected = false;
   #available = true;
   #ejectTimer: NodeJS.Timeout | undefined;
-  #dispatcher: Dispatcher | undefined;
+  #dispatcher: UpstreamClient | undefined;
   #connectKey = '';
   #servername: string | undefined;
   #releaseFn: () => void;
@@ -168,39 +170,57 @@ export class Target {
     return changed;
   }
 
-  /** The connection pool for this target, created on first use or when `opts` changed. */
-  dispatcher(opts: TargetConnectOptions): Dispatcher {
+  /**
+   * The connection pool for this target, created on first use or when `opts` changed: waygate's
+   * own HTTP/1.1 client for http:// targets, undici for https:// and HTTP/2 ones.
+   */
+  dispatcher(opts: TargetConnectOptions): UpstreamClient {
     const key = opts.key;
     if (this.#dispatcher === undefined || key !== this.#connectKey) {
       const old = this.#dispatcher;
       const https = this.origin.startsWith('https:');
-      const tls = https ? opts.tls : undefined;
-      // The certificate is checked against tls.serverName, else the target's own host — never
-      // against the client's Host header, which undici would otherwise use. An IP target sends
-      // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
-      const name = tls?.servername ?? new URL(this.url).hostname.replace(/^\[|\]$/g, '');
-      const sni = isIP(name) === 0 ? name : undefined;
-      const connector = buildConnector({
-        timeout: opts.connectTimeout,
-        ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
-        allowH2: opts.h2,
-        // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
-        ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
-      } as BuildConnector.BuildOptions);
-      this.#servername = https ? name : undefined;
-      this.#dispatcher = new UndiciPool(this.origin, {
-        connect: (o, cb) => connector({ ...o, servername: sni }, cb),
-        keepAliveTimeout: opts.keepAliveTimeout,
-        // Timeouts are set per request (pool timeouts); these are only the defaults.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        allowH2: opts.h2,
-      });
+      this.#dispatcher = https || opts.h2 ? this.#undiciPool(opts, https) : this.#h1Pool(opts);
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
       if (old !== undefined) void old.close().catch(() => {});
     }
     return this.#dispatcher;
+  }
+
+  #h1Pool(opts: TargetConnectOptions): UpstreamClient {
+    const url = new URL(this.url);
+    this.#servername = undefined;
+    return new H1Pool({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port === '' ? 80 : Number(url.port),
+      connectTimeout: opts.connectTimeout,
+      keepAliveTimeout: opts.keepAliveTimeout,
+    });
+  }
+
+  #undiciPool(opts: TargetConnectOptions, https: boolean): UpstreamClient {
+    const tls = https ? opts.tls : undefined;
+    // The certificate is checked against tls.serverName, else the target's own host — never
+    // against the client's Host header, which undici would otherwise use. An IP target sends
+    // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
+    const name = tls?.servername ?? new URL(this.url).hostname.replace(/^\[|\]$/g, '');
+    const sni = isIP(name) === 0 ? name : undefined;
+    const connector = buildConnector({
+      timeout: opts.connectTimeout,
+      ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
+      allowH2: opts.h2,
+      // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
+      ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
+    } as BuildConnector.BuildOptions);
+    this.#servername = https ? name : undefined;
+    return new UndiciPool(this.origin, {
+      connect: (o, cb) => connector({ ...o, servername: sni }, cb),
+      keepAliveTimeout: opts.keepAliveTimeout,
+      // Timeouts are set per request (pool timeouts); these are only the defaults.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      allowH2: opts.h2,
+    }) as UpstreamClient;
   }
 
   /**

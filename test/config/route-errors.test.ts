@@ -85,6 +85,12 @@ describe('routes file errors name file, line, column, key path and what was expe
     ]);
   });
 
+  it('a rewritePath with a space is refused (it would break the upstream request line)', () => {
+    expect(errors(...POOLS, 'routes:', '  - pool: catalog', '    rewritePath: "/v2/a b"')).toEqual([
+      'routes/shop.yaml:6:18 routes[0].rewritePath: rewritePath cannot contain spaces or control characters (percent-encode them)',
+    ]);
+  });
+
   it('a rewritePath parameter missing from match.path is refused, with a suggestion', () => {
     expect(errors(...POOLS, 'routes:', '  - pool: catalog', '    match: { path: /items/:id }', '    rewritePath: /v2/:idd')).toEqual([
       'routes/shop.yaml:7:18 routes[0].rewritePath: ":idd" is not a parameter of match.path "/items/:id" (did you mean ":id"?)',
@@ -121,6 +127,13 @@ describe('routes file errors name file, line, column, key path and what was expe
       'routes/shop.yaml:4:20 routes[0].match.host: invalid host "shop.example.com:8080": expected a host name such as shop.example.com or *.example.com (hosts are matched without the port)',
       'routes/shop.yaml:4:55 routes[0].match.methods[0]: invalid method "GE T"',
       'routes/shop.yaml:5:30 routes[0].requestHeaders.set["x a"]: invalid header name "x a"',
+    ]);
+  });
+
+  it('header values with control characters are refused (a CR or LF would inject a header)', () => {
+    const found = errors('routes:', '  - pool: p', '    requestHeaders: { set: { x-a: "one\\r\\nx-evil: 1" } }', '    responseHeaders: { add: { x-b: "tab\\tis fine" } }');
+    expect(found.filter((e) => !e.includes('unknown pool'))).toEqual([
+      'routes/shop.yaml:3:35 routes[0].requestHeaders.set.x-a: invalid value for header "x-a": control characters such as CR, LF and NUL are not allowed',
     ]);
   });
 
