@@ -257,7 +257,7 @@ class H1Conn {
     if (!hasHost) head += `host: ${this.pool.options.host.includes(':') ? `[${this.pool.options.host}]` : this.pool.options.host}:${this.pool.options.port}\r\n`;
     const body = req.body;
     const socket = this.socket;
-    if (body === null) {
+    if (body === null || body === undefined) {
       if (length === -1 && EXPECTS_BODY.has(req.method)) head += 'content-length: 0\r\n';
       socket.write(head + '\r\n');
     } else if (Buffer.isBuffer(body)) {
@@ -359,6 +359,7 @@ class H1Conn {
         this.#pending = buf.subarray(pos);
         return;
       }
+      if (end - pos > maxHeaderSize) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
       const head = parseHead(buf.toString('latin1', pos, end), req.method);
       pos = end + 4;
       searchFrom = 0;
