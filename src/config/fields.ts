@@ -73,6 +73,7 @@ export function text() {
 }
 
 const FIELD_VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const BEYOND_LATIN1 = /[^\x00-\xff]/;
 
 /** Returns a schema for a map of header name → text value, names lower-cased. */
 export function headerMap() {
@@ -87,6 +88,9 @@ export function headerMap() {
       // control byte but HTAB belongs in a field value (RFC 9110 §5.5).
       if (FIELD_VALUE_CTL.test(map[key])) {
         ctx.addIssue({ code: 'custom', path: [key], message: `invalid value for header "${key}": control characters such as CR, LF and NUL are not allowed` });
+      } else if (BEYOND_LATIN1.test(map[key])) {
+        // Field values are bytes; Node and waygate send text as latin1, one byte per character.
+        ctx.addIssue({ code: 'custom', path: [key], message: `invalid value for header "${key}": only Latin-1 characters can be sent in a header (percent-encode others)` });
       }
       const lower = key.toLowerCase();
       const first = seen.get(lower);

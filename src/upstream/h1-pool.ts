@@ -245,6 +245,7 @@ class H1Conn {
     this.#chunked = undefined;
     if (req.headersTimeout > 0) this.#armHeadTimer(req.headersTimeout);
     const h = req.headers;
+    // Written as latin1: Node decodes header bytes as latin1, so this sends them back byte for byte.
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     let length = -1;
     let hasHost = false;
@@ -259,18 +260,18 @@ class H1Conn {
     const socket = this.socket;
     if (body === null || body === undefined) {
       if (length === -1 && EXPECTS_BODY.has(req.method)) head += 'content-length: 0\r\n';
-      socket.write(head + '\r\n');
+      socket.write(head + '\r\n', 'latin1');
     } else if (Buffer.isBuffer(body)) {
       if (length === -1) head += `content-length: ${body.length}\r\n`;
       else if (length !== body.length) return this.fail(req, coded('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body length does not match Content-Length'));
       socket.cork();
-      socket.write(head + '\r\n');
+      socket.write(head + '\r\n', 'latin1');
       socket.write(body);
       socket.uncork();
       req.handler.onBodySent?.(body);
     } else {
       if (length === -1) head += 'transfer-encoding: chunked\r\n';
-      socket.write(head + '\r\n');
+      socket.write(head + '\r\n', 'latin1');
       this.#upload = new Upload(this, req, body, length);
     }
   }

@@ -131,9 +131,10 @@ describe('routes file errors name file, line, column, key path and what was expe
   });
 
   it('header values with control characters are refused (a CR or LF would inject a header)', () => {
-    const found = errors('routes:', '  - pool: p', '    requestHeaders: { set: { x-a: "one\\r\\nx-evil: 1" } }', '    responseHeaders: { add: { x-b: "tab\\tis fine" } }');
+    const found = errors('routes:', '  - pool: p', '    requestHeaders: { set: { x-a: "one\\r\\nx-evil: 1" } }', '    responseHeaders: { add: { x-b: "tab\\tis fine, café too", x-c: "no 😀" } }');
     expect(found.filter((e) => !e.includes('unknown pool'))).toEqual([
       'routes/shop.yaml:3:35 routes[0].requestHeaders.set.x-a: invalid value for header "x-a": control characters such as CR, LF and NUL are not allowed',
+      'routes/shop.yaml:4:67 routes[0].responseHeaders.add.x-c: invalid value for header "x-c": only Latin-1 characters can be sent in a header (percent-encode others)',
     ]);
   });
 

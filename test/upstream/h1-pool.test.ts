@@ -153,6 +153,18 @@ describe('H1Pool', () => {
     expect(heads[2]).toBe('GET /a?i=2 HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: 10.0.0.1');
   });
 
+  test('header bytes above 0x7f go out exactly as they came in (latin1 strings, as Node decodes them)', async () => {
+    const heads: string[] = [];
+    const up = await rawUpstream((head, sock) => {
+      heads.push(head);
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    });
+    // "café" sent by a client in UTF-8 reaches waygate as the latin1 string "cafÃ©".
+    const utf8AsLatin1 = Buffer.from('café', 'utf8').toString('latin1');
+    await call(pool(up.port), { headers: ['host', 'x', 'x-name', utf8AsLatin1] });
+    expect(Buffer.from(heads[0], 'latin1').includes(Buffer.from('x-name: café\r\n'.replace('\r\n', ''), 'utf8'))).toBe(true);
+  });
+
   test('a response split into single bytes: head, chunked body and trailers', async () => {
     const up = await rawUpstream((_head, sock) => {
       void writeSlowly(sock, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;x=y\r\n!\r\n0\r\nX-Sum: 42\r\n\r\n');
