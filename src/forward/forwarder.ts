@@ -89,6 +89,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   #writeIdle: NodeJS.Timeout | undefined;
   /** gRPC status fields of a trailers-only response, re-sent as trailers (see takeGrpcStatus). */
   #grpcStatus: Record<string, string> | undefined;
+  /** The body's last chunk, held for res.end (see onResponseData). */
+  #tail: Buffer | undefined;
 
   /** Attempts made so far (the access log's `attempts`). */
   attempts = 0;
@@ -297,6 +299,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytesOut += chunk.length;
+    // The body's last bytes with the end following at once (H1Pool): sent by res.end(chunk).
+    if ((controller as { final?: boolean }).final === true) {
+      this.#tail = chunk;
+      return;
+    }
     const res = this.#r.res;
     if (!res.write(chunk)) {
       // Backpressure: stop reading from the upstream until the client catches up — but a client
@@ -325,7 +332,10 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     }
     this.#done = true;
     clearTimeout(this.#writeIdle);
-    res.end();
+    const tail = this.#tail;
+    this.#tail = undefined;
+    if (tail !== undefined) res.end(tail);
+    else res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

@@ -147,6 +147,11 @@ class H1Request implements Dispatcher.DispatchController {
   reason: Error | null = null;
   rawHeaders: string[] | undefined;
   rawTrailers = undefined;
+  /**
+   * True while onResponseData gets the body's last bytes and onResponseEnd follows in the same
+   * call stack: the handler may hold the chunk and send it with the end (one write, not two).
+   */
+  final = false;
 
   constructor(method: string, path: string, headers: string[], body: Buffer | Readable | null, headersTimeout: number, bodyTimeout: number, handler: Dispatcher.DispatchHandler) {
     this.method = method;
@@ -389,6 +394,7 @@ class H1Conn {
         this.#remaining -= n;
         const data = buf.subarray(pos, pos + n);
         pos += n;
+        req.final = this.#remaining === 0;
         req.handler.onResponseData?.(req, data);
         if (req.done || req.aborted) return;
         if (this.#remaining === 0) {
