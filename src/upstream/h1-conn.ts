@@ -1,0 +1,327 @@
+// One TCP connection of waygate's HTTP/1.1 upstream client (h1-pool.ts): it writes a request's
+// head (and body), parses the response (h1-parse.ts) and drives the request's handler, with the
+// response and body-idle timeouts, backpressure and the rules for reusing the connection.
+import { maxHeaderSize } from 'node:http';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { ChunkedDecoder, badResponse, parseHead } from './h1-parse.ts';
+import type { ResponseHead } from './h1-parse.ts';
+import type { H1PoolOptions } from './h1-pool.ts';
+import { Upload, coded } from './h1-request.ts';
+import type { H1Request, RequestConn } from './h1-request.ts';
+
+/** What a connection needs of its pool. */
+export interface ConnPool {
+  readonly options: H1PoolOptions;
+  /** The connection finished a request: keep it for the next one or let it go. */
+  released(conn: H1Conn, reusable: boolean): void;
+  /** An idle connection was closed by the upstream or failed. */
+  forget(conn: H1Conn): void;
+}
+
+const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
+// An upstream's keep-alive hint is trusted minus this margin, as undici does.
+const HINT_MARGIN_MS = 1000;
+// Handlers read the raw headers from the controller; the headers object they are also given is empty.
+const NO_FIELDS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+const CONNECTING = 0;
+const HEAD = 1;
+const BODY = 2;
+const IDLE = 3;
+
+/** One TCP connection to the upstream. */
+export class H1Conn implements RequestConn {
+  readonly pool: ConnPool;
+  readonly socket: Socket;
+  #state = CONNECTING;
+  #req: H1Request | undefined;
+  /** A partial response head, or bytes held back while the handler is paused. */
+  #pending: Buffer | undefined;
+  #head: ResponseHead | undefined;
+  #remaining = 0;
+  #chunked: ChunkedDecoder | undefined;
+  /** The request body stream still being sent, with its listeners. */
+  #upload: Upload | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
+  #headTimeout = 0;
+  #bodyTimer: NodeJS.Timeout | undefined;
+  #bodyTimeout = 0;
+  /** When this connection, idle, is too old to reuse (ms since the epoch). */
+  expires = 0;
+
+  constructor(pool: ConnPool) {
+    this.pool = pool;
+    const o = pool.options;
+    const socket = connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    this.socket = socket;
+    let connectTimer: NodeJS.Timeout | undefined;
+    if (o.connectTimeout > 0) {
+      connectTimer = setTimeout(() => socket.destroy(coded('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${o.connectTimeout}ms`)), o.connectTimeout);
+      connectTimer.unref();
+    }
+    socket.once('connect', () => {
+      clearTimeout(connectTimer);
+      this.#state = IDLE;
+      const req = this.#req;
+      if (req !== undefined) this.#send(req);
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (err) => this.#onClose(err));
+    socket.on('close', () => {
+      clearTimeout(connectTimer);
+      this.#onClose(coded('UND_ERR_SOCKET', 'other side closed'));
+    });
+  }
+
+  run(req: H1Request): void {
+    req.conn = this;
+    this.#req = req;
+    if (this.#state === IDLE) this.#send(req);
+  }
+
+  #send(req: H1Request): void {
+    this.#state = HEAD;
+    this.#head = undefined;
+    this.#chunked = undefined;
+    if (req.headersTimeout > 0) this.#armHeadTimer(req.headersTimeout);
+    const h = req.headers;
+    // Written as latin1: Node decodes header bytes as latin1, so this sends them back byte for byte.
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    let length = -1;
+    let hasHost = false;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i];
+      if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(h[i + 1]);
+      else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+      head += `${name}: ${h[i + 1]}\r\n`;
+    }
+    if (!hasHost) head += `host: ${this.pool.options.host.includes(':') ? `[${this.pool.options.host}]` : this.pool.options.host}:${this.pool.options.port}\r\n`;
+    const body = req.body;
+    const socket = this.socket;
+    if (body === null || body === undefined) {
+      if (length === -1 && EXPECTS_BODY.has(req.method)) head += 'content-length: 0\r\n';
+      socket.write(head + '\r\n', 'latin1');
+    } else if (Buffer.isBuffer(body)) {
+      if (length === -1) head += `content-length: ${body.length}\r\n`;
+      else if (length !== body.length) return this.fail(req, coded('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body length does not match Content-Length'));
+      socket.cork();
+      socket.write(head + '\r\n', 'latin1');
+      socket.write(body);
+      socket.uncork();
+      req.handler.onBodySent?.(body);
+    } else {
+      if (length === -1) head += 'transfer-encoding: chunked\r\n';
+      socket.write(head + '\r\n', 'latin1');
+      this.#upload = new Upload(this, req, body, length);
+    }
+  }
+
+  /** Body bytes went out: the response timeout counts from the last of them, as in undici. */
+  uploaded(): void {
+    if (this.#state === HEAD && this.#headTimer !== undefined) this.#headTimer.refresh();
+  }
+
+  #armHeadTimer(ms: number): void {
+    // One timer per connection, restarted per request; it checks the state when it fires.
+    if (this.#headTimer === undefined || this.#headTimeout !== ms) {
+      clearTimeout(this.#headTimer);
+      this.#headTimeout = ms;
+      this.#headTimer = setTimeout(() => {
+        const req = this.#req;
+        if (this.#state !== HEAD || req === undefined) return;
+        // A body still being sent (the client is slow, not the upstream) suspends the wait,
+        // unless the upstream stopped reading it — undici's rule too.
+        const upload = this.#upload;
+        if (upload !== undefined && !upload.finished && !this.socket.writableNeedDrain) return;
+        this.fail(req, coded('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error'));
+      }, ms).unref();
+    } else {
+      this.#headTimer.refresh();
+    }
+  }
+
+  #armBodyTimer(ms: number): void {
+    if (this.#bodyTimer === undefined || this.#bodyTimeout !== ms) {
+      clearTimeout(this.#bodyTimer);
+      this.#bodyTimeout = ms;
+      this.#bodyTimer = setTimeout(() => {
+        const req = this.#req;
+        if (this.#state === BODY && req !== undefined && !req.paused) this.fail(req, coded('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error'));
+      }, ms).unref();
+    } else {
+      this.#bodyTimer.refresh();
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    const req = this.#req;
+    if (req === undefined || this.#state === IDLE) {
+      // Bytes nobody asked for: the connection cannot be trusted for another request.
+      this.pool.forget(this);
+      this.socket.destroy();
+      return;
+    }
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      this.#pending = undefined;
+      chunk = Buffer.concat([pending, chunk]);
+    }
+    try {
+      this.#parse(req, chunk, 0, pending === undefined ? 0 : pending.length);
+    } catch (err) {
+      this.fail(req, err as Error);
+    }
+  }
+
+  /** Continues after the handler resumed: first the bytes held back, then the socket. */
+  resumeReading(): void {
+    const req = this.#req;
+    const held = this.#pending;
+    if (req !== undefined && held !== undefined && this.#state === BODY) {
+      this.#pending = undefined;
+      try {
+        this.#parse(req, held, 0, 0);
+      } catch (err) {
+        this.fail(req, err as Error);
+        return;
+      }
+    }
+    if (this.#req !== req || req === undefined || req.paused) return;
+    this.socket.resume();
+    // The body timer is not armed while paused; an upstream that stalls from here still times out.
+    if (this.#state === BODY && req.bodyTimeout > 0) this.#armBodyTimer(req.bodyTimeout);
+  }
+
+  #parse(req: H1Request, buf: Buffer, pos: number, searchFrom: number): void {
+    while (this.#state === HEAD) {
+      const end = buf.indexOf('\r\n\r\n', Math.max(pos, searchFrom - 3), 'latin1');
+      if (end === -1) {
+        if (buf.length - pos > maxHeaderSize) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
+        this.#pending = buf.subarray(pos);
+        return;
+      }
+      if (end - pos > maxHeaderSize) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
+      const head = parseHead(buf.toString('latin1', pos, end), req.method);
+      pos = end + 4;
+      searchFrom = 0;
+      req.rawHeaders = head.raw;
+      if (head.status < 200) {
+        if (head.status === 101) throw badResponse('HPE_INVALID_STATUS', 'unexpected 101 Switching Protocols');
+        req.handler.onResponseStart?.(req, head.status, NO_FIELDS, head.reason);
+        if (req.done || req.aborted) return;
+        continue;
+      }
+      this.#head = head;
+      this.#state = BODY;
+      this.#remaining = head.length;
+      if (head.framing === 'chunked') this.#chunked = new ChunkedDecoder(maxHeaderSize);
+      req.handler.onResponseStart?.(req, head.status, NO_FIELDS, head.reason);
+      if (req.done || req.aborted) return;
+    }
+    const head = this.#head!;
+    if (head.framing === 'none' || (head.framing === 'length' && this.#remaining === 0)) {
+      this.#complete(req, buf.length > pos, undefined);
+      return;
+    }
+    if (pos < buf.length) {
+      if (head.framing === 'length') {
+        const n = Math.min(this.#remaining, buf.length - pos);
+        this.#remaining -= n;
+        const data = buf.subarray(pos, pos + n);
+        pos += n;
+        req.final = this.#remaining === 0;
+        req.handler.onResponseData?.(req, data);
+        if (req.done || req.aborted) return;
+        if (this.#remaining === 0) {
+          this.#complete(req, buf.length > pos, undefined);
+          return;
+        }
+      } else if (head.framing === 'chunked') {
+        const decoder = this.#chunked!;
+        pos = decoder.feed(buf, pos, (data) => {
+          req.handler.onResponseData?.(req, data);
+          return !req.done && !req.aborted && !req.paused;
+        });
+        if (req.done || req.aborted) return;
+        if (decoder.done) {
+          this.#complete(req, buf.length > pos, decoder.trailers);
+          return;
+        }
+      } else {
+        req.handler.onResponseData?.(req, buf.subarray(pos));
+        pos = buf.length;
+        if (req.done || req.aborted) return;
+      }
+    }
+    // Paused with bytes left: hold them until resume.
+    if (pos < buf.length) this.#pending = buf.subarray(pos);
+    if (req.bodyTimeout > 0) this.#armBodyTimer(req.bodyTimeout);
+  }
+
+  #complete(req: H1Request, extraBytes: boolean, trailers: Record<string, string> | undefined): void {
+    const head = this.#head!;
+    this.#state = IDLE;
+    this.#req = undefined;
+    req.done = true;
+    req.conn = undefined;
+    const upload = this.#upload;
+    this.#upload = undefined;
+    // The upstream answered before the whole body was sent: the connection is not reusable.
+    const uploading = upload !== undefined && !upload.finished;
+    if (upload !== undefined) upload.stop(uploading);
+    let reusable = head.keepAlive && !extraBytes && !uploading;
+    if (reusable) {
+      const hint = head.keepAliveHint;
+      const keep = hint > 0 ? Math.min(this.pool.options.keepAliveTimeout, hint - HINT_MARGIN_MS) : this.pool.options.keepAliveTimeout;
+      reusable = keep > 0;
+      this.expires = Date.now() + keep;
+    }
+    if (req.paused) this.socket.resume();
+    this.pool.released(this, reusable);
+    req.handler.onResponseEnd?.(req, trailers ?? NO_FIELDS);
+  }
+
+  /** Ends the request with an error and closes the connection. */
+  fail(req: H1Request, err: Error): void {
+    if (this.#req !== req || req.done) return;
+    this.#state = IDLE;
+    this.#req = undefined;
+    req.done = true;
+    req.conn = undefined;
+    const upload = this.#upload;
+    this.#upload = undefined;
+    if (upload !== undefined) upload.stop(true);
+    this.socket.destroy();
+    this.pool.released(this, false);
+    // Never re-enter the handler from inside one of its own calls (abort in onResponseStart).
+    queueMicrotask(() => req.handler.onResponseError?.(req, err));
+  }
+
+  #onEnd(): void {
+    const req = this.#req;
+    if (req !== undefined && this.#state === BODY && this.#head?.framing === 'close') {
+      // The close ends the body: bytes held back by a pause are passed on now, not dropped.
+      const held = this.#pending;
+      this.#pending = undefined;
+      if (held !== undefined) req.handler.onResponseData?.(req, held);
+      if (!req.done && !req.aborted) this.#complete(req, false, undefined);
+      return;
+    }
+    this.#onClose(coded('UND_ERR_SOCKET', 'other side closed'));
+  }
+
+  #onClose(err: Error): void {
+    clearTimeout(this.#headTimer);
+    clearTimeout(this.#bodyTimer);
+    const req = this.#req;
+    if (req !== undefined) {
+      const length = this.#head?.framing === 'length' && this.#state === BODY;
+      this.fail(req, length ? coded('UND_ERR_RES_CONTENT_LENGTH_MISMATCH', `upstream closed with ${this.#remaining} body bytes missing`) : err);
+    } else {
+      this.pool.forget(this);
+      this.socket.destroy();
+    }
+  }
+}
