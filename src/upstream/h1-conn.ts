@@ -25,6 +25,40 @@ const HINT_MARGIN_MS = 1000;
 // Handlers read the raw headers from the controller; the headers object they are also given is empty.
 const NO_FIELDS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
+/**
+ * A connection's response or body-idle timer: restarted per use without a new Timeout each time
+ * (refresh), replaced only when the duration changes. Its callback checks whether it still applies.
+ */
+class Restartable {
+  readonly #fire: () => void;
+  #timer: NodeJS.Timeout | undefined;
+  #ms = 0;
+
+  constructor(fire: () => void) {
+    this.#fire = fire;
+  }
+
+  arm(ms: number): void {
+    if (this.#timer === undefined || this.#ms !== ms) {
+      clearTimeout(this.#timer);
+      this.#ms = ms;
+      this.#timer = setTimeout(this.#fire, ms).unref();
+    } else {
+      this.#timer.refresh();
+    }
+  }
+
+  /** Restarts the timer if it was ever armed. */
+  refresh(): void {
+    this.#timer?.refresh();
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 const CONNECTING = 0;
 const HEAD = 1;
 const BODY = 2;
@@ -43,10 +77,8 @@ export class H1Conn implements RequestConn {
   #chunked: ChunkedDecoder | undefined;
   /** The request body stream still being sent, with its listeners. */
   #upload: Upload | undefined;
-  #headTimer: NodeJS.Timeout | undefined;
-  #headTimeout = 0;
-  #bodyTimer: NodeJS.Timeout | undefined;
-  #bodyTimeout = 0;
+  readonly #headTimer = new Restartable(() => this.#headExpired());
+  readonly #bodyTimer = new Restartable(() => this.#bodyExpired());
   /** When this connection, idle, is too old to reuse (ms since the epoch). */
   expires = 0;
 
@@ -85,7 +117,7 @@ export class H1Conn implements RequestConn {
     this.#state = HEAD;
     this.#head = undefined;
     this.#chunked = undefined;
-    if (req.headersTimeout > 0) this.#armHeadTimer(req.headersTimeout);
+    if (req.headersTimeout > 0) this.#headTimer.arm(req.headersTimeout);
     const h = req.headers;
     // Written as latin1: Node decodes header bytes as latin1, so this sends them back byte for byte.
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
@@ -120,39 +152,22 @@ export class H1Conn implements RequestConn {
 
   /** Body bytes went out: the response timeout counts from the last of them, as in undici. */
   uploaded(): void {
-    if (this.#state === HEAD && this.#headTimer !== undefined) this.#headTimer.refresh();
+    if (this.#state === HEAD) this.#headTimer.refresh();
   }
 
-  #armHeadTimer(ms: number): void {
-    // One timer per connection, restarted per request; it checks the state when it fires.
-    if (this.#headTimer === undefined || this.#headTimeout !== ms) {
-      clearTimeout(this.#headTimer);
-      this.#headTimeout = ms;
-      this.#headTimer = setTimeout(() => {
-        const req = this.#req;
-        if (this.#state !== HEAD || req === undefined) return;
-        // A body still being sent (the client is slow, not the upstream) suspends the wait,
-        // unless the upstream stopped reading it — undici's rule too.
-        const upload = this.#upload;
-        if (upload !== undefined && !upload.finished && !this.socket.writableNeedDrain) return;
-        this.fail(req, coded('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error'));
-      }, ms).unref();
-    } else {
-      this.#headTimer.refresh();
-    }
+  #headExpired(): void {
+    const req = this.#req;
+    if (this.#state !== HEAD || req === undefined) return;
+    // A body still being sent (the client is slow, not the upstream) suspends the wait, unless
+    // the upstream stopped reading it — undici's rule too.
+    const upload = this.#upload;
+    if (upload !== undefined && !upload.finished && !this.socket.writableNeedDrain) return;
+    this.fail(req, coded('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error'));
   }
 
-  #armBodyTimer(ms: number): void {
-    if (this.#bodyTimer === undefined || this.#bodyTimeout !== ms) {
-      clearTimeout(this.#bodyTimer);
-      this.#bodyTimeout = ms;
-      this.#bodyTimer = setTimeout(() => {
-        const req = this.#req;
-        if (this.#state === BODY && req !== undefined && !req.paused) this.fail(req, coded('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error'));
-      }, ms).unref();
-    } else {
-      this.#bodyTimer.refresh();
-    }
+  #bodyExpired(): void {
+    const req = this.#req;
+    if (this.#state === BODY && req !== undefined && !req.paused) this.fail(req, coded('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error'));
   }
 
   #onData(chunk: Buffer): void {
@@ -191,7 +206,7 @@ export class H1Conn implements RequestConn {
     if (this.#req !== req || req === undefined || req.paused) return;
     this.socket.resume();
     // The body timer is not armed while paused; an upstream that stalls from here still times out.
-    if (this.#state === BODY && req.bodyTimeout > 0) this.#armBodyTimer(req.bodyTimeout);
+    if (this.#state === BODY && req.bodyTimeout > 0) this.#bodyTimer.arm(req.bodyTimeout);
   }
 
   #parse(req: H1Request, buf: Buffer, pos: number, searchFrom: number): void {
@@ -257,20 +272,13 @@ export class H1Conn implements RequestConn {
     }
     // Paused with bytes left: hold them until resume.
     if (pos < buf.length) this.#pending = buf.subarray(pos);
-    if (req.bodyTimeout > 0) this.#armBodyTimer(req.bodyTimeout);
+    if (req.bodyTimeout > 0) this.#bodyTimer.arm(req.bodyTimeout);
   }
 
   #complete(req: H1Request, extraBytes: boolean, trailers: Record<string, string> | undefined): void {
     const head = this.#head!;
-    this.#state = IDLE;
-    this.#req = undefined;
-    req.done = true;
-    req.conn = undefined;
-    const upload = this.#upload;
-    this.#upload = undefined;
     // The upstream answered before the whole body was sent: the connection is not reusable.
-    const uploading = upload !== undefined && !upload.finished;
-    if (upload !== undefined) upload.stop(uploading);
+    const uploading = this.#detach(req, false);
     let reusable = head.keepAlive && !extraBytes && !uploading;
     if (reusable) {
       const hint = head.keepAliveHint;
@@ -283,16 +291,26 @@ export class H1Conn implements RequestConn {
     req.handler.onResponseEnd?.(req, trailers ?? NO_FIELDS);
   }
 
-  /** Ends the request with an error and closes the connection. */
-  fail(req: H1Request, err: Error): void {
-    if (this.#req !== req || req.done) return;
+  /**
+   * Ends `req`'s time on this connection and stops its upload (destroying the body stream when
+   * `failed` or unsent). Returns true when the body was still being sent.
+   */
+  #detach(req: H1Request, failed: boolean): boolean {
     this.#state = IDLE;
     this.#req = undefined;
     req.done = true;
     req.conn = undefined;
     const upload = this.#upload;
     this.#upload = undefined;
-    if (upload !== undefined) upload.stop(true);
+    const uploading = upload !== undefined && !upload.finished;
+    if (upload !== undefined) upload.stop(failed || uploading);
+    return uploading;
+  }
+
+  /** Ends the request with an error and closes the connection. */
+  fail(req: H1Request, err: Error): void {
+    if (this.#req !== req || req.done) return;
+    this.#detach(req, true);
     this.socket.destroy();
     this.pool.released(this, false);
     // Never re-enter the handler from inside one of its own calls (abort in onResponseStart).
@@ -313,8 +331,8 @@ export class H1Conn implements RequestConn {
   }
 
   #onClose(err: Error): void {
-    clearTimeout(this.#headTimer);
-    clearTimeout(this.#bodyTimer);
+    this.#headTimer.clear();
+    this.#bodyTimer.clear();
     const req = this.#req;
     if (req !== undefined) {
       const length = this.#head?.framing === 'length' && this.#state === BODY;
