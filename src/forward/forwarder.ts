@@ -70,6 +70,9 @@ function takeGrpcStatus(headers: string[]): Record<string, string> | undefined {
   return status;
 }
 
+/** Largest final body chunk sent as a string together with the response head (see onResponseEnd). */
+const SMALL_BODY = 1024;
+
 // RFC 9110 §9.2.2 idempotent methods, as listed in SPEC §4.
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
@@ -334,8 +337,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     clearTimeout(this.#writeIdle);
     const tail = this.#tail;
     this.#tail = undefined;
-    if (tail !== undefined) res.end(tail);
-    else res.end();
+    if (tail === undefined) res.end();
+    // A small body as a latin1 string (byte for byte): Node joins it to the head and sends both
+    // in one write, where a Buffer takes a writev of two. Measured 1.05× req/s at 100 bytes.
+    else if (tail.length <= SMALL_BODY && this.#r.req.httpVersionMajor === 1) res.end(tail.toString('latin1'), 'latin1');
+    else res.end(tail);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

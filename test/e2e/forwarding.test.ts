@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { echoed, rawExchange, send, startGateway, startUpstream } from '../helpers.ts';
 import type { TestGateway, Upstream } from '../helpers.ts';
@@ -20,6 +21,13 @@ beforeAll(async () => {
         'content-length', '2',
       ]);
       res.end('ok');
+      return;
+    }
+    if (req.url?.startsWith('/bytes/')) {
+      // Every byte value in turn: a body that only survives byte-exact forwarding.
+      const n = Number(req.url.slice(7));
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+      res.end(Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256)));
       return;
     }
     const chunks: Buffer[] = [];
@@ -56,6 +64,19 @@ describe('forwarding to one target', () => {
     expect(e.body).toBe('hello');
     expect(e.headers.host).toBe('shop.example.com');
     expect(e.headers['content-type']).toBe('text/plain');
+  });
+
+  test('binary bodies arrive byte for byte, small ones (sent with the head as latin1) and larger ones', async () => {
+    for (const n of [1, 256, 1024, 1025, 70_000]) {
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        request(`${gw.url}/bytes/${n}`, { agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+        }).on('error', reject).end();
+      });
+      expect(body.equals(Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256)))).toBe(true);
+    }
   });
 
   test('removes hop-by-hop request headers, including those named by Connection', async () => {
