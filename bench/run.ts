@@ -460,6 +460,7 @@ function report(cases: Case[]): string {
         `${Number.isFinite(cpu) ? cpu.toFixed(2) : '—'} | ${fmtInt(perCore)} | ${rss === undefined ? '—' : rss.toFixed(0) + ' MB'} | ${refs.map((r) => ratio(r.c)).join(' | ')} |`);
     }
   }
+  lines.push(...barSection(byId));
   // RSS across repeated runs, per waygate process.
   lines.push('', '### waygate RSS across repeated runs', '', '| process | runs under load | RSS after 1st | after median run | after last | growth 1st → last |', '| --- | ---: | ---: | ---: | ---: | ---: |');
   const seen = new Set<string>();
@@ -477,6 +478,40 @@ function report(cases: Case[]): string {
   if (warnings.length > 0) lines.push('', 'Errors seen:', ...warnings.map((w) => `- ${w}`));
   lines.push('', `Total time ${((Date.now() - t0) / 1000).toFixed(0)} s.`);
   return lines.join('\n');
+}
+
+// Issue 7's bar: waygate's req/s per proxy core against each Node peer (median of the per-round
+// ratios), and its p99 against the best Node peer's.
+const BAR: { peer: string; label: string; target: number }[] = [
+  { peer: 'hp3', label: 'http-proxy-3', target: 1.5 },
+  { peer: 'fastify', label: 'fastify + reply-from', target: 1.3 },
+  { peer: 'undici', label: 'minimal undici forwarder', target: 1.0 },
+];
+
+function barSection(byId: Map<string, Case>): string[] {
+  const out = ['', '### waygate against the bar (issue 7)', '',
+    '_Per-core ratios are the median over rounds of (waygate req/s ÷ its CPU) ÷ (peer req/s ÷ its CPU); req/s ratios are the plain per-round ratios._', '',
+    '| body | measure | target | req/s per core | req/s | met |', '| --- | --- | ---: | ---: | ---: | --- |'];
+  for (const body of ['h1-100', 'h1-16k']) {
+    const wg = byId.get(`${body}:waygate`);
+    if (wg?.ok !== true || wg.samples.length === 0) continue;
+    const name = body === 'h1-100' ? '100 B' : '16 KiB';
+    const perCore = (x: Sample): number => (x.cpu ? x.rps / x.cpu : NaN);
+    for (const b of BAR) {
+      const peer = byId.get(`${body}:${b.peer}`);
+      if (peer?.ok !== true || peer.samples.length === 0) continue;
+      const core = median(wg.samples.map((x, i) => perCore(x) / perCore(peer.samples[i] ?? ({} as Sample))));
+      const rps = median(wg.samples.map((x, i) => x.rps / (peer.samples[i]?.rps ?? NaN)));
+      out.push(`| ${name} | × ${b.label} | ≥ ${b.target.toFixed(1)} | ${core.toFixed(2)} | ${rps.toFixed(2)} | ${core >= b.target ? 'yes' : 'no'} |`);
+    }
+    const peers = BAR.map((b) => byId.get(`${body}:${b.peer}`)).filter((c): c is Case => c?.ok === true && c.samples.length > 0);
+    if (peers.length > 0) {
+      const p99 = (c: Case): number => median(c.samples.map((x) => x.p99));
+      const best = peers.sort((a, b) => p99(a) - p99(b))[0];
+      out.push(`| ${name} | p99 vs the best Node peer's (${best.id.split(':')[1]}) | ≤ ${fmtMs(p99(best))} | ${fmtMs(p99(wg))} | | ${p99(wg) <= p99(best) ? 'yes' : 'no'} |`);
+    }
+  }
+  return out;
 }
 
 // Shares the pinned waygate's RSS series across its four groups (one process, one history).
