@@ -339,7 +339,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.#tail = undefined;
     if (tail === undefined) res.end();
     // A small body as a latin1 string (byte for byte): Node joins it to the head and sends both
-    // in one write, where a Buffer takes a writev of two. Measured 1.05× req/s at 100 bytes.
+    // in one write, where a Buffer takes a writev of two (1.05× req/s in a bare forwarder at 100 B).
     else if (tail.length <= SMALL_BODY && this.#r.req.httpVersionMajor === 1) res.end(tail.toString('latin1'), 'latin1');
     else res.end(tail);
   }
