@@ -97,6 +97,33 @@ describe('starting', () => {
     expect(msgs).toEqual(['listening', '/first', '/n0', '/n1', '/n2', '/n3', '/n4', 'draining', 'stopped']);
   });
 
+  test('access lines over many batches, one longer than a whole batch and some non-ASCII, arrive whole and in order', async () => {
+    // Answered by waygate itself: an upstream Node server would refuse the 40 KB header with 431.
+    const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 200 } } ]\n' });
+    const conf = await routesDir({ 'waygate.yaml': 'limits: { maxHeaderSize: 64kb }\n' });
+    const cli = await startCli(['--config', `${conf}/waygate.yaml`, '--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off']);
+    const paths: string[] = [];
+    // Node's client sends "é" as the latin1 byte E9; waygate reads it back as "é" and logs it as
+    // UTF-8, so a line's byte length differs from its length in characters.
+    const agents: string[] = [];
+    try {
+      for (let i = 0; i < 150; i++) {
+        const path = i === 70 ? `/long-${'x'.repeat(3000)}` : `/n${i}`;
+        // Line 70 takes 40 KB in UTF-8 (each "é" is 2 bytes): more than a whole batch buffer.
+        const agent = i === 70 ? 'é'.repeat(20_000) : `agent-é-${i}`;
+        expect((await send(`http://${cli.addresses.http}${path}`, { headers: { 'user-agent': agent } })).status).toBe(200);
+        paths.push(path);
+        agents.push(agent);
+      }
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+    }
+    const requests = cli.lines.filter((l) => l.msg === 'request');
+    expect(requests.map((l) => l.path)).toEqual(paths);
+    expect(requests.map((l) => l.userAgent)).toEqual(agents);
+    expect(cli.lines.at(-1)?.msg).toBe('stopped');
+  });
+
   test('with the access log off, process lines still reach stdout within 250 ms and at exit', async () => {
     const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 204 } } ]\n' });
     const conf = await routesDir({ 'waygate.yaml': 'log: { level: info, access: false }\n' });
