@@ -48,6 +48,18 @@ const AGGREGATORS: Record<string, Aggregator> = {
   waygate_config_reloads_total: 'max',
 };
 
+/** A metric as prom-client's getMetricsAsJSON gives it (only the fields read here). */
+interface MetricJson {
+  name: string;
+  type: string;
+  aggregator?: Aggregator;
+}
+
+/** Applies AGGREGATORS to one worker's metrics. */
+function withAggregators(set: MetricJson[]): MetricJson[] {
+  return set.map((m) => (AGGREGATORS[m.name] === undefined ? m : { ...m, aggregator: AGGREGATORS[m.name] }));
+}
+
 /** Linux's PIPE_BUF: a write to a pipe up to this size is never interleaved with another process's. */
 const PIPE_BUF = 4096;
 
@@ -135,6 +147,10 @@ export class ClusterPrimary implements AdminSource {
   readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
   #nextCall = 1;
+  /** Each worker's metrics at the last scrape, by worker id. */
+  readonly #lastMetrics = new Map<number, MetricJson[]>();
+  /** Counters and histograms of exited workers as of their last scrape, merged into one set. */
+  #retired: Promise<MetricJson[] | undefined> = Promise.resolve(undefined);
   #admin: Server | undefined;
   #addresses: BoundAddresses = { http: null, https: null, admin: null };
   #addressesKnown = false;
@@ -268,6 +284,7 @@ export class ClusterPrimary implements AdminSource {
   }
 
   #onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    this.#retire(worker.id);
     for (const [id, p] of this.#pending) {
       if (p.worker !== worker.id) continue;
       this.#pending.delete(id);
@@ -322,19 +339,45 @@ export class ClusterPrimary implements AdminSource {
     return this.#closing === undefined && this.#slots.length > 0 && this.#slots.every((s) => s.state === 'ready');
   }
 
+  /**
+   * Keeps an exited worker's counters and histograms, as of the last scrape, in the cluster's
+   * sums: without them a sum would drop when a worker dies, which Prometheus reads as a counter
+   * reset. Gauges describe the present and go with the worker.
+   */
+  #retire(workerId: number): void {
+    const last = this.#lastMetrics.get(workerId);
+    this.#lastMetrics.delete(workerId);
+    if (last === undefined) return;
+    const kept = last.filter((m) => m.type === 'counter' || m.type === 'histogram');
+    this.#retired = this.#retired.then(async (prev) => {
+      if (prev === undefined) return kept;
+      const merged = AggregatorRegistry.aggregate([prev, kept] as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+      return (await merged.getMetricsAsJSON()) as unknown as MetricJson[];
+    }).catch((err: unknown) => {
+      this.#o.log.warn({ worker: workerId, err: (err as Error).message }, 'could not keep the metrics of an exited worker');
+      return undefined;
+    });
+  }
+
   /** Every serving worker's registry, aggregated by prom-client (counters and histograms summed). */
   readonly metrics = {
     text: async (): Promise<string> => {
       // Asked over our own IPC call, not AggregatorRegistry.clusterMetrics(): that one asks every
       // connected worker, so one still booting (no handler yet) times the whole scrape out, and it
       // answers from prom-client's global registry, not each Gateway's own.
-      const answers = await Promise.all(this.#serving().map(({ worker }) => this.#call(worker, 'metrics').catch(() => undefined)));
-      const sets: object[] = [];
-      for (const a of answers) {
-        if (!Array.isArray(a)) continue;
-        sets.push(a.map((m: { name: string; aggregator: Aggregator }) => (AGGREGATORS[m.name] === undefined ? m : { ...m, aggregator: AGGREGATORS[m.name] })));
-      }
-      return AggregatorRegistry.aggregate(sets).metrics();
+      const answers = await Promise.all(this.#serving().map(({ worker }) => this.#call(worker, 'metrics').then(
+        (a) => {
+          if (!Array.isArray(a)) return undefined;
+          const set = withAggregators(a as MetricJson[]);
+          this.#lastMetrics.set(worker.id, set);
+          return set;
+        },
+        () => undefined,
+      )));
+      const sets: MetricJson[][] = answers.filter((a) => a !== undefined);
+      const retired = await this.#retired;
+      if (retired !== undefined) sets.push(retired);
+      return AggregatorRegistry.aggregate(sets as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
     },
     contentType: Registry.PROMETHEUS_CONTENT_TYPE as string,
   };

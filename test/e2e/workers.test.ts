@@ -123,6 +123,9 @@ routes:
 
   test('a killed worker is replaced, with the current routes, and requests keep succeeding', async () => {
     const [victim, survivor] = (await status()).workers;
+    // Scraped before the kill: both workers served route m.
+    const mCount = `waygate_requests_total{route="m",pool="p",method="GET",code="200"} 10\n`;
+    expect((await send(`${admin}/metrics`)).body).toContain(mCount);
     process.kill(victim.pid, 'SIGKILL');
     const died = await cli.waitForLine((l) => l.msg === 'worker died; replacing it' && l.pid === victim.pid);
     expect(died.signal).toBe('SIGKILL');
@@ -136,6 +139,8 @@ routes:
     expect(pids).not.toContain(victim.pid);
     expect(alive(victim.pid)).toBe(false);
     expect((await send(`${admin}/readyz`)).status).toBe(200);
+    // The dead worker's counts stay in the sums (as of the last scrape): a counter never goes down.
+    expect((await send(`${admin}/metrics`)).body).toContain(mCount);
     // The replacement loaded the routes directory as it is now, added.yaml included.
     const before = cli.lines.filter(accessFor('added')).length;
     for (let i = 0; i < 4; i++) expect((await send(`${http}/added`)).status).toBe(200);
