@@ -37,7 +37,6 @@ export class H1Request implements Dispatcher.DispatchController {
   done = false;
   reason: Error | null = null;
   rawHeaders: string[] | undefined;
-  rawTrailers = undefined;
   /**
    * True while onResponseData gets the body's last bytes and onResponseEnd follows in the same
    * call stack: the handler may hold the chunk and send it with the end (one write, not two).
