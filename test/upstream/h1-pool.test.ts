@@ -165,6 +165,25 @@ describe('H1Pool', () => {
     expect(Buffer.from(heads[0], 'latin1').includes(Buffer.from('x-name: café\r\n'.replace('\r\n', ''), 'utf8'))).toBe(true);
   });
 
+  test('200 concurrent requests, chunked and sized, small and large: every response reaches its own request', async () => {
+    const up = await httpUpstream((req, res) => {
+      const n = Number(new URL(req.url!, 'http://x').searchParams.get('n'));
+      const body = `${req.url}|`.repeat(1 + (n % 7) * 500);
+      if (n % 2 === 0) res.setHeader('content-length', Buffer.byteLength(body));
+      // Odd ones go chunked, in two writes, the second a little later.
+      res.write(body.slice(0, 10));
+      setImmediate(() => res.end(body.slice(10)));
+    });
+    const p = pool(up.port);
+    const outcomes = await Promise.all(Array.from({ length: 200 }, (_, n) => call(p, { path: `/r?n=${n}` })));
+    outcomes.forEach((o, n) => {
+      expect(o.error).toBeUndefined();
+      expect(o.body).toBe(`/r?n=${n}|`.repeat(1 + (n % 7) * 500));
+    });
+    // And the pool still works afterwards, on the connections it kept.
+    expect((await call(p, { path: '/r?n=1' })).body).toBe('/r?n=1|'.repeat(501));
+  });
+
   test('a response split into single bytes: head, chunked body and trailers', async () => {
     const up = await rawUpstream((_head, sock) => {
       void writeSlowly(sock, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;x=y\r\n!\r\n0\r\nX-Sum: 42\r\n\r\n');
