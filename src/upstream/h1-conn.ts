@@ -4,6 +4,7 @@
 import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { ChunkedDecoder, badResponse, parseHead } from './h1-parse.ts';
 import type { ResponseHead } from './h1-parse.ts';
 import type { H1PoolOptions } from './h1-pool.ts';
@@ -13,6 +14,8 @@ import type { H1Request, RequestConn } from './h1-request.ts';
 /** What a connection needs of its pool. */
 export interface ConnPool {
   readonly options: H1PoolOptions;
+  /** The last TLS session an https:// connection got, offered for resumption by the next one. */
+  tlsSession: Buffer | undefined;
   /** The connection finished a request: keep it for the next one or let it go. */
   released(conn: H1Conn, reusable: boolean): void;
   /** An idle connection was closed by the upstream or failed. */
@@ -64,7 +67,7 @@ const HEAD = 1;
 const BODY = 2;
 const IDLE = 3;
 
-/** One TCP connection to the upstream. */
+/** One TCP (or TLS) connection to the upstream. */
 export class H1Conn implements RequestConn {
   readonly pool: ConnPool;
   readonly socket: Socket;
@@ -85,14 +88,37 @@ export class H1Conn implements RequestConn {
   constructor(pool: ConnPool) {
     this.pool = pool;
     const o = pool.options;
-    const socket = connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const t = o.tls;
+    const socket = t === undefined
+      ? connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
+      : tlsConnect({
+        host: o.host,
+        port: o.port,
+        // No SNI for an IP (RFC 6066 §3): the certificate is then checked against the IP itself.
+        servername: t.servername,
+        ca: t.ca,
+        cert: t.cert,
+        key: t.key,
+        rejectUnauthorized: t.rejectUnauthorized,
+        ALPNProtocols: ['http/1.1'],
+        // Resumes the pool's last TLS session: a new connection skips the full handshake.
+        session: pool.tlsSession,
+      });
+    if (t !== undefined) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 60_000);
+      socket.on('session', (session: Buffer) => {
+        pool.tlsSession = session;
+      });
+    }
     this.socket = socket;
     let connectTimer: NodeJS.Timeout | undefined;
     if (o.connectTimeout > 0) {
       connectTimer = setTimeout(() => socket.destroy(coded('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${o.connectTimeout}ms`)), o.connectTimeout);
       connectTimer.unref();
     }
-    socket.once('connect', () => {
+    // The connect timeout covers the TLS handshake too.
+    socket.once(t === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(connectTimer);
       this.#state = IDLE;
       const req = this.#req;

@@ -1,9 +1,10 @@
-// A lean HTTP/1.1 client for plain-HTTP upstreams: a keep-alive pool of TCP connections, one
-// request at a time on each, driving the same handler interface as undici's dispatch (the
-// forwarder works with either). It exists for speed: per request it writes the head as one
+// A lean HTTP/1.1 client for http:// and https:// upstreams: a keep-alive pool of TCP or TLS
+// connections, one request at a time on each, driving the same handler interface as undici's
+// dispatch (the forwarder works with either; undici stays for HTTP/2 pools). It exists for speed: per request it writes the head as one
 // string and parses the response head with string operations, where undici validates every
 // header again, builds request objects and runs llhttp in WebAssembly. The bench measured a bare
-// forwarder on it at 1.39× the req/s of the same forwarder on undici.
+// forwarder on it at 1.39× the req/s of the same forwarder on undici; waygate gained 1.18× on
+// http:// targets and 1.31× on https:// ones.
 //
 // Error codes follow undici's (UND_ERR_*, HPE_*, the socket's E*), so the forwarder's mapping to
 // 502/504 and to the retry rules is the same for both clients.
@@ -26,6 +27,20 @@ export interface H1PoolOptions {
   connectTimeout: number;
   /** Longest time an idle connection is kept for reuse (ms). */
   keepAliveTimeout: number;
+  /** For https:// targets: TLS over each connection. */
+  tls?: H1Tls;
+}
+
+/** TLS settings of an https:// target's connections (file contents, not paths). */
+export interface H1Tls {
+  /** SNI and the name the certificate must carry; undefined for an IP (checked against the IP). */
+  servername: string | undefined;
+  /** Extra trusted CA certificates (PEM); the system CAs otherwise. */
+  ca?: string;
+  rejectUnauthorized: boolean;
+  /** Client certificate and key for mutual TLS. */
+  cert?: string;
+  key?: string;
 }
 
 // undici's check on a request path: printable, no spaces or control bytes.
@@ -34,6 +49,7 @@ const BAD_PATH = /[^\u0021-\u00ff]/;
 /** A connection pool to one origin. */
 export class H1Pool implements UpstreamClient, ConnPool {
   readonly options: H1PoolOptions;
+  tlsSession: Buffer | undefined;
   /** Idle connections, most recently used last. */
   readonly #idle: H1Conn[] = [];
   #busy = 0;

@@ -172,14 +172,14 @@ export class Target {
 
   /**
    * The connection pool for this target, created on first use or when `opts` changed: waygate's
-   * own HTTP/1.1 client for http:// targets, undici for https:// and HTTP/2 ones.
+   * own HTTP/1.1 client, or undici for a pool that speaks HTTP/2.
    */
   dispatcher(opts: TargetConnectOptions): UpstreamClient {
     const key = opts.key;
     if (this.#dispatcher === undefined || key !== this.#connectKey) {
       const old = this.#dispatcher;
       const https = this.origin.startsWith('https:');
-      this.#dispatcher = https || opts.h2 ? this.#undiciPool(opts, https) : this.#h1Pool(opts);
+      this.#dispatcher = opts.h2 ? this.#undiciPool(opts, https) : this.#h1Pool(opts, https);
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
       if (old !== undefined) void old.close().catch(() => {});
@@ -187,14 +187,21 @@ export class Target {
     return this.#dispatcher;
   }
 
-  #h1Pool(opts: TargetConnectOptions): UpstreamClient {
+  #h1Pool(opts: TargetConnectOptions, https: boolean): UpstreamClient {
     const url = new URL(this.url);
-    this.#servername = undefined;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const tls = opts.tls;
+    // As for undici below: checked against tls.serverName, else the target's own host.
+    const name = tls?.servername ?? host;
+    this.#servername = https ? name : undefined;
     return new H1Pool({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port: url.port === '' ? 80 : Number(url.port),
+      host,
+      port: url.port !== '' ? Number(url.port) : https ? 443 : 80,
       connectTimeout: opts.connectTimeout,
       keepAliveTimeout: opts.keepAliveTimeout,
+      tls: https
+        ? { servername: isIP(name) === 0 ? name : undefined, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true }
+        : undefined,
     });
   }
 

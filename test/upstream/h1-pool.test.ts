@@ -3,12 +3,15 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
 import { H1Pool } from '../../src/upstream/h1-pool.ts';
+import { makeCa, makeLeaf } from '../tls-helpers.ts';
 
 interface Outcome {
   status?: number;
@@ -431,6 +434,41 @@ describe('H1Pool', () => {
     expect((await inFlight).body).toBe('late');
     await closing;
     expect(() => p.dispatch({ method: 'GET', path: '/', headers: [] } as Dispatcher.DispatchOptions, {} as Dispatcher.DispatchHandler)).toThrow(/closed/);
+  });
+
+  test('https: checked against the IP without SNI, or against a name sent as SNI; later connections resume the TLS session', async () => {
+    const ca = await makeCa();
+    const leaf = await makeLeaf(['127.0.0.1', 'api.internal'], ca);
+    const seen: { sni: string | false; resumed: boolean }[] = [];
+    const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => res.end('tls'));
+    server.on('secureConnection', (s: TLSSocket) => seen.push({ sni: (s as TLSSocket & { servername: string | false }).servername, resumed: s.isSessionReused() }));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closers.push(async () => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const port = (server.address() as AddressInfo).port;
+    const tlsPool = (servername: string | undefined, trusted: string): H1Pool => {
+      const p = new H1Pool({ host: '127.0.0.1', port, connectTimeout: 2000, keepAliveTimeout: 4000, tls: { servername, ca: trusted, rejectUnauthorized: true } });
+      closers.push(() => p.close());
+      return p;
+    };
+    const byIp = tlsPool(undefined, ca.cert);
+    expect(await call(byIp)).toMatchObject({ status: 200, body: 'tls' });
+    expect(seen[0].sni).toBe(false);
+    // Several at once: new connections, each offered the first one's session.
+    const many = await Promise.all([call(byIp), call(byIp), call(byIp)]);
+    for (const o of many) expect(o.body).toBe('tls');
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.slice(1).every((c) => c.resumed)).toBe(true);
+    const byName = tlsPool('api.internal', ca.cert);
+    expect((await call(byName)).body).toBe('tls');
+    expect(seen.at(-1)!.sni).toBe('api.internal');
+    // A certificate from another CA: a connect-time error, before anything was sent.
+    const other = await makeCa('another CA');
+    const refused = await call(tlsPool('api.internal', other.cert));
+    expect(refused.error?.code).toMatch(/CERT|SIGNATURE|ISSUER/);
   });
 
   test('a path with a space or a control byte is refused before anything is sent', async () => {
