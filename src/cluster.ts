@@ -351,11 +351,14 @@ export class ClusterPrimary implements AdminSource {
     const kept = last.filter((m) => m.type === 'counter' || m.type === 'histogram');
     this.#retired = this.#retired.then(async (prev) => {
       if (prev === undefined) return kept;
-      const merged = AggregatorRegistry.aggregate([prev, kept] as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]);
-      return (await merged.getMetricsAsJSON()) as unknown as MetricJson[];
-    }).catch((err: unknown) => {
-      this.#o.log.warn({ worker: workerId, err: (err as Error).message }, 'could not keep the metrics of an exited worker');
-      return undefined;
+      try {
+        const merged = AggregatorRegistry.aggregate([prev, kept] as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+        return (await merged.getMetricsAsJSON()) as unknown as MetricJson[];
+      } catch (err) {
+        // Keep what was kept before: losing it would make the sums drop.
+        this.#o.log.warn({ worker: workerId, err: (err as Error).message }, 'could not keep the metrics of an exited worker');
+        return prev;
+      }
     });
   }
 
