@@ -146,6 +146,11 @@ routes:
     for (let i = 0; i < 4; i++) expect((await send(`${http}/added`)).status).toBe(200);
     const served = (await linesMatching(accessFor('added'), before + 4)).slice(before);
     expect(served.map((l) => l.pid)).toContain(replaced.pid);
+    // A second death merges with the first one's counts: the original survivor goes too.
+    process.kill(survivor.pid, 'SIGKILL');
+    await cli.waitForLine((l) => l.msg === 'worker died; replacing it' && l.pid === survivor.pid);
+    await cli.waitForLine((l) => l.msg === 'worker listening' && typeof l.worker === 'number' && l.worker > 3);
+    expect((await send(`${admin}/metrics`)).body).toContain(mCount);
   });
 
   test('SIGTERM drains every worker and exits 0 with no worker left', async () => {
@@ -153,7 +158,8 @@ routes:
     expect(pids).toHaveLength(2);
     expect(await cli.stop('SIGTERM')).toBe(0);
     for (const pid of pids) expect(alive(pid)).toBe(false);
-    expect(cli.lines.filter((l) => l.msg === 'worker died; replacing it')).toHaveLength(1);
+    // Only the two deaths the test before caused: draining workers are not "died".
+    expect(cli.lines.filter((l) => l.msg === 'worker died; replacing it')).toHaveLength(2);
   });
 });
 
