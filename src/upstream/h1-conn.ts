@@ -20,9 +20,14 @@ export interface ConnPool {
   released(conn: H1Conn, reusable: boolean): void;
   /** An idle connection was closed by the upstream or failed. */
   forget(conn: H1Conn): void;
+  /** Sends `req` again, on a new connection (see #staleRetry). */
+  redispatch(req: H1Request): void;
 }
 
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
+// RFC 9110 §9.2.2 idempotent methods (as the forwarder's retry rules list them).
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // An upstream's keep-alive hint is trusted minus this margin, as undici does.
 const HINT_MARGIN_MS = 1000;
 // Handlers read the raw headers from the controller; the headers object they are also given is empty.
@@ -84,6 +89,10 @@ export class H1Conn implements RequestConn {
   readonly #bodyTimer = new Restartable(() => this.#bodyExpired());
   /** When this connection, idle, is too old to reuse (ms since the epoch). */
   expires = 0;
+  /** Requests this connection completed. */
+  #served = 0;
+  /** A byte of the current request's response has arrived. */
+  #answered = false;
 
   constructor(pool: ConnPool) {
     this.pool = pool;
@@ -141,6 +150,7 @@ export class H1Conn implements RequestConn {
 
   #send(req: H1Request): void {
     this.#state = HEAD;
+    this.#answered = false;
     this.#head = undefined;
     this.#chunked = undefined;
     if (req.headersTimeout > 0) this.#headTimer.arm(req.headersTimeout);
@@ -197,6 +207,7 @@ export class H1Conn implements RequestConn {
   }
 
   #onData(chunk: Buffer): void {
+    this.#answered = true;
     const req = this.#req;
     if (req === undefined || this.#state === IDLE) {
       // Bytes nobody asked for: the connection cannot be trusted for another request.
@@ -313,6 +324,7 @@ export class H1Conn implements RequestConn {
       this.expires = Date.now() + keep;
     }
     if (req.paused) this.socket.resume();
+    this.#served++;
     this.pool.released(this, reusable);
     req.handler.onResponseEnd?.(req, trailers ?? NO_FIELDS);
   }
@@ -331,6 +343,28 @@ export class H1Conn implements RequestConn {
     const uploading = upload !== undefined && !upload.finished;
     if (upload !== undefined) upload.stop(failed || uploading);
     return uploading;
+  }
+
+  /**
+   * A kept-alive connection the upstream closed just as a request went out on it (its idle
+   * timeout raced the request): nothing of a response came back, so an idempotent request with
+   * a body that can be sent again is sent once more on a new connection, unseen by the handler.
+   * Browsers do the same (RFC 9110 §9.2.2); a POST is never replayed this way. Returns true when
+   * the request was handed over.
+   */
+  #staleRetry(req: H1Request, err: Error): boolean {
+    if (this.#state !== HEAD || this.#answered || this.#served === 0 || req.replayed || req.done || req.aborted) return false;
+    if (!RESET_CODES.has((err as { code?: string }).code ?? '') || !IDEMPOTENT.has(req.method)) return false;
+    if (req.body !== null && req.body !== undefined && !Buffer.isBuffer(req.body)) return false;
+    req.replayed = true;
+    this.#state = IDLE;
+    this.#req = undefined;
+    req.conn = undefined;
+    this.socket.destroy();
+    // Handed over before this connection is released, so a pool that is closing still counts it.
+    this.pool.redispatch(req);
+    this.pool.released(this, false);
+    return true;
   }
 
   /** Ends the request with an error and closes the connection. */
@@ -360,6 +394,7 @@ export class H1Conn implements RequestConn {
     this.#headTimer.clear();
     this.#bodyTimer.clear();
     const req = this.#req;
+    if (req !== undefined && this.#staleRetry(req, err)) return;
     if (req !== undefined) {
       const length = this.#head?.framing === 'length' && this.#state === BODY;
       this.fail(req, length ? coded('UND_ERR_RES_CONTENT_LENGTH_MISMATCH', `upstream closed with ${this.#remaining} body bytes missing`) : err);

@@ -86,6 +86,11 @@ export class H1Pool implements UpstreamClient, ConnPool {
     return undefined;
   }
 
+  redispatch(req: H1Request): void {
+    this.#busy++;
+    new H1Conn(this).run(req);
+  }
+
   /** A connection finished a request: keep it for the next one or let it go. */
   released(conn: H1Conn, reusable: boolean): void {
     this.#busy--;

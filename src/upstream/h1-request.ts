@@ -42,6 +42,8 @@ export class H1Request implements Dispatcher.DispatchController {
    * call stack: the handler may hold the chunk and send it with the end (one write, not two).
    */
   final = false;
+  /** Already sent again after a kept-alive connection closed under it (H1Conn#staleRetry). */
+  replayed = false;
 
   constructor(method: string, path: string, headers: string[], body: Buffer | Readable | null, headersTimeout: number, bodyTimeout: number, handler: Dispatcher.DispatchHandler) {
     this.method = method;

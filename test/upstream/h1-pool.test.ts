@@ -268,6 +268,34 @@ describe('H1Pool', () => {
     expect(up.connections()).toBe(3);
   });
 
+  test('a kept-alive connection closed unanswered under a request: an idempotent one is sent once more on a new connection, a POST is not', async () => {
+    // Every connection answers its first request and closes on the second without a word: what an
+    // upstream idle timeout racing the request looks like from here.
+    const seen: string[] = [];
+    const up = await rawUpstream((head, sock, n) => {
+      seen.push(`${head.split(' ')[0]} #${n}`);
+      if (n === 0) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else sock.destroy();
+    });
+    const p = pool(up.port);
+    expect((await call(p)).body).toBe('ok');
+    // Second request on the kept connection: closed, then sent again on a fresh one.
+    expect(await call(p, { method: 'PUT', body: Buffer.from('same body') })).toMatchObject({ status: 200, body: 'ok' });
+    expect(up.connections()).toBe(2);
+    expect(seen).toEqual(['GET #0', 'PUT #1', 'PUT #0']);
+    // A POST on the kept connection is not replayed.
+    const post = await call(p, { method: 'POST', body: Buffer.from('x') });
+    expect(['UND_ERR_SOCKET', 'ECONNRESET']).toContain(post.error?.code);
+    expect(up.connections()).toBe(2);
+  });
+
+  test('a new connection closed unanswered is not retried', async () => {
+    const up = await rawUpstream((_head, sock) => sock.destroy());
+    const o = await call(pool(up.port));
+    expect(['UND_ERR_SOCKET', 'ECONNRESET']).toContain(o.error?.code);
+    expect(up.connections()).toBe(1);
+  });
+
   test('bytes on an idle connection drop it; the next request is unaffected', async () => {
     let first: Socket | undefined;
     const up = await rawUpstream((_head, sock) => {
