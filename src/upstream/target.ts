@@ -178,8 +178,17 @@ export class Target {
     const key = opts.key;
     if (this.#dispatcher === undefined || key !== this.#connectKey) {
       const old = this.#dispatcher;
-      const https = this.origin.startsWith('https:');
-      this.#dispatcher = opts.h2 ? this.#undiciPool(opts, https) : this.#h1Pool(opts, https);
+      const url = new URL(this.url);
+      const https = url.protocol === 'https:';
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      // The certificate is checked against tls.serverName, else the target's own host — never
+      // against the client's Host header, which undici would otherwise use. An IP target sends
+      // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
+      const name = (https ? opts.tls?.servername : undefined) ?? host;
+      const sni = isIP(name) === 0 ? name : undefined;
+      this.#servername = https ? name : undefined;
+      const port = url.port !== '' ? Number(url.port) : https ? 443 : 80;
+      this.#dispatcher = opts.h2 ? this.#undiciPool(opts, https, sni) : this.#h1Pool(opts, https, host, port, sni);
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
       if (old !== undefined) void old.close().catch(() => {});
@@ -187,31 +196,19 @@ export class Target {
     return this.#dispatcher;
   }
 
-  #h1Pool(opts: TargetConnectOptions, https: boolean): UpstreamClient {
-    const url = new URL(this.url);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
+  #h1Pool(opts: TargetConnectOptions, https: boolean, host: string, port: number, sni: string | undefined): UpstreamClient {
     const tls = opts.tls;
-    // As for undici below: checked against tls.serverName, else the target's own host.
-    const name = tls?.servername ?? host;
-    this.#servername = https ? name : undefined;
     return new H1Pool({
       host,
-      port: url.port !== '' ? Number(url.port) : https ? 443 : 80,
+      port,
       connectTimeout: opts.connectTimeout,
       keepAliveTimeout: opts.keepAliveTimeout,
-      tls: https
-        ? { servername: isIP(name) === 0 ? name : undefined, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true }
-        : undefined,
+      tls: https ? { servername: sni, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true } : undefined,
     });
   }
 
-  #undiciPool(opts: TargetConnectOptions, https: boolean): UpstreamClient {
+  #undiciPool(opts: TargetConnectOptions, https: boolean, sni: string | undefined): UpstreamClient {
     const tls = https ? opts.tls : undefined;
-    // The certificate is checked against tls.serverName, else the target's own host — never
-    // against the client's Host header, which undici would otherwise use. An IP target sends
-    // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
-    const name = tls?.servername ?? new URL(this.url).hostname.replace(/^\[|\]$/g, '');
-    const sni = isIP(name) === 0 ? name : undefined;
     const connector = buildConnector({
       timeout: opts.connectTimeout,
       ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
@@ -219,7 +216,6 @@ export class Target {
       // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
       ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
     } as BuildConnector.BuildOptions);
-    this.#servername = https ? name : undefined;
     return new UndiciPool(this.origin, {
       connect: (o, cb) => connector({ ...o, servername: sni }, cb),
       keepAliveTimeout: opts.keepAliveTimeout,
