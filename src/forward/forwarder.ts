@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
+import { IDEMPOTENT_METHODS } from '../upstream/pool.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { NO_BODY, declaresBody, prepareBody, replayable } from './body.ts';
@@ -73,8 +74,6 @@ function takeGrpcStatus(headers: string[]): Record<string, string> | undefined {
 /** Largest final body chunk sent as a string together with the response head (see onResponseEnd). */
 const SMALL_BODY = 1024;
 
-// RFC 9110 §9.2.2 idempotent methods, as listed in SPEC §4.
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 /** Drives one forwarded request: picks targets, retries by the SPEC §4 rules, streams the response. */
 export class Forwarder implements Dispatcher.DispatchHandler {
@@ -203,7 +202,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (!replayable(this.#body)) return false;
     if (err.beforeSend) return true;
     if (err.code !== 'upstream_reset' && err.code !== 'upstream_bad_response') return false;
-    return IDEMPOTENT.has(this.#r.req.method!);
+    return IDEMPOTENT_METHODS.has(this.#r.req.method!);
   }
 
   #attemptFailed(err: GatewayError): void {

@@ -8,6 +8,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { ChunkedDecoder, badResponse, parseHead } from './h1-parse.ts';
 import type { ResponseHead } from './h1-parse.ts';
 import type { H1PoolOptions } from './h1-pool.ts';
+import { IDEMPOTENT_METHODS } from './pool.ts';
 import { Upload, coded } from './h1-request.ts';
 import type { H1Request, RequestConn } from './h1-request.ts';
 
@@ -25,8 +26,6 @@ export interface ConnPool {
 }
 
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
-// RFC 9110 §9.2.2 idempotent methods (as the forwarder's retry rules list them).
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // An upstream's keep-alive hint is trusted minus this margin, as undici does.
 const HINT_MARGIN_MS = 1000;
@@ -354,7 +353,7 @@ export class H1Conn implements RequestConn {
    */
   #staleRetry(req: H1Request, err: Error): boolean {
     if (this.#state !== HEAD || this.#answered || this.#served === 0 || req.replayed || req.done || req.aborted) return false;
-    if (!RESET_CODES.has((err as { code?: string }).code ?? '') || !IDEMPOTENT.has(req.method)) return false;
+    if (!RESET_CODES.has((err as { code?: string }).code ?? '') || !IDEMPOTENT_METHODS.has(req.method)) return false;
     if (req.body !== null && req.body !== undefined && !Buffer.isBuffer(req.body)) return false;
     req.replayed = true;
     this.#state = IDLE;

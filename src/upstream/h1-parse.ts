@@ -33,7 +33,11 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^[0-9]{1,15}$/;
 
-/** Parses one `name: value` line into `out`; returns the lower-cased name. */
+/**
+ * Parses one `name: value` line into `out`. Returns the lower-cased name when it is as long as
+ * one the parser acts on (content-length 14, transfer-encoding 17, connection and keep-alive 10),
+ * else "": other names are not lower-cased per response.
+ */
 function fieldLine(line: string, out: string[]): string {
   const colon = line.indexOf(':');
   // A line starting with SP/HTAB is obs-fold; no colon, or a space before it, is malformed.
