@@ -27,7 +27,7 @@ import type { PoolTlsFiles } from './runtime.ts';
 import { CertStore, ensureSelfSigned, loadCertsDir, secureOptions, watchCertsDir } from './server/certs.ts';
 import type { TlsPolicy } from './server/certs.ts';
 import { createContinueHandler, createHandler } from './server/handler.ts';
-import type { Runtime } from './server/handler.ts';
+import type { Runtime } from './route/table.ts';
 import { closeGracefully, createHttpServer, createHttpsServer, listen, trackConnections } from './server/listener.ts';
 import type { TrackedConnections } from './server/listener.ts';
 import { proxyProtocolFront } from './server/proxy-protocol.ts';

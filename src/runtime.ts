@@ -13,7 +13,7 @@ import type { RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
 import { Router } from './router/router.ts';
 import type { RouteSpec } from './router/router.ts';
-import type { CompiledRoute, Runtime } from './server/handler.ts';
+import type { CompiledRoute, Runtime } from './route/table.ts';
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { expandTarget } from './upstream/dns.ts';
 import { UpstreamPool } from './upstream/pool.ts';

@@ -4,7 +4,7 @@
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
-import type { Runtime } from '../server/handler.ts';
+import type { Runtime } from '../route/table.ts';
 import type { ExplainQuery } from './admin.ts';
 
 /** Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400). */

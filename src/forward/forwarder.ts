@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
-import { IDEMPOTENT_METHODS } from '../upstream/pool.ts';
+import { IDEMPOTENT_METHODS } from '../upstream/methods.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { NO_BODY, declaresBody, prepareBody, replayable } from './body.ts';

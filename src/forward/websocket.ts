@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { ProxyServer } from 'http-proxy-3';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
-import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from '../server/handler.ts';
+import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from '../server/resolve.ts';
 import type { HandlerOptions } from '../server/handler.ts';
 import { sendError } from '../server/respond.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';

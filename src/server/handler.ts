@@ -1,41 +1,22 @@
 // The request handler of the public listeners: request view → router → route action →
 // forwarder, with the access log written once when the response closes.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { BodyLimits } from '../forward/body.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
-import type { RouteAction } from '../route/actions.ts';
-import { normalizeHost } from '../router/host.ts';
-import { normalizePath, splitTarget } from '../router/path.ts';
-import { RequestView } from '../router/request-view.ts';
-import type { RouteMatch, Router } from '../router/router.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
-import { proxiedAddress } from './proxy-protocol.ts';
+import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
+import type { ResolveOptions } from './resolve.ts';
 import { sendError } from './respond.ts';
 import { checkRequest } from './validate.ts';
 
-/** A route as the request path needs it. */
-export interface CompiledRoute {
-  readonly name: string;
-  readonly action: RouteAction;
-}
-
-/** The routing table in force; swapped whole on reload, captured by each request at its start. */
-export interface Runtime {
-  readonly router: Router<CompiledRoute>;
-  readonly version: number;
-}
-
 /** What the handler needs from the gateway. */
-export interface HandlerOptions {
+export interface HandlerOptions extends ResolveOptions {
   readonly scheme: 'http' | 'https';
-  readonly runtime: () => Runtime;
   /** True when the peer address is a trusted proxy (its x-forwarded-* are kept). */
   readonly trusted: (ip: string) => boolean;
   readonly access: AccessLogger | undefined;
@@ -48,97 +29,10 @@ export interface HandlerOptions {
   readonly onAttempt?: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
   /** Called once per request when its response closes (metrics). */
   readonly onDone?: (route: string, pool: string, method: string, status: number, seconds: number) => void;
-  /**
-   * HTTPS only: true when the certificate the TLS server name selected is not the one the Host
-   * selects — the request then gets 421 (RFC 9110 §15.5.20) instead of a cross-site answer.
-   */
-  readonly misdirected?: (servername: string | undefined, host: string) => boolean;
   /** HTTPS only: the Strict-Transport-Security value added to every response (listener `hsts`). */
   readonly hsts?: string;
   /** HTTP only: answer every request with a 308 to this HTTPS port (listener `redirectToHttps`). */
   readonly redirectToHttps?: { port: number };
-}
-
-/**
- * Matches a client-supplied request id worth keeping: short visible ASCII (it is echoed back
- * and logged, so it must not carry control bytes or grow the log without bound).
- */
-const REQUEST_ID_OK = /^[\x21-\x7e]{1,200}$/;
-const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
-
-/** Returns the request id: the client's when it is short visible ASCII, else a new UUID. */
-export function requestIdOf(req: IncomingMessage): string {
-  const incoming = req.headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID_OK.test(incoming) ? incoming : randomUUID();
-}
-
-/** Returns the `redirectToHttps` Location: same host, path and query on the HTTPS port (no port for 443). */
-export function httpsLocation(port: number, host: string, path: string, query: string): string {
-  return `https://${port === 443 ? host : `${host}:${port}`}${path}${query === '' ? '' : '?' + query}`;
-}
-
-/** A request resolved to its host, canonical path, query and route (undefined: no route). */
-export interface ResolvedRequest {
-  host: string;
-  /** The Host as sent (port included), or the authority of an absolute-form target. */
-  hostHeader: string | undefined;
-  path: string;
-  query: string;
-  view: RequestView;
-  match: RouteMatch<CompiledRoute> | undefined;
-}
-
-/**
- * Checks and resolves a request: the validation rules, the target form, Host, path
- * normalisation, 421 on HTTPS, then the router. Returns the error to answer with instead when
- * the request must be refused. Shared by HTTP requests and WebSocket upgrades.
- */
-export function resolveRequest(req: IncomingMessage, o: Pick<HandlerOptions, 'runtime' | 'misdirected'>): ResolvedRequest | GatewayError {
-  const invalid = checkRequest(req);
-  if (invalid !== undefined) return invalid;
-  let target = req.url ?? '/';
-  // HTTP/2 names the host in :authority (RFC 9113 §8.3.1); HTTP/1.1 in Host.
-  let hostHeader = req.headers.host ?? (req.headers[':authority'] as string | undefined);
-  const abs = ABSOLUTE_FORM.exec(target);
-  if (abs !== null) {
-    // RFC 9112 §3.2.2: with an absolute-form target the authority in it is the host.
-    hostHeader = abs[1];
-    target = abs[2] === '' ? '/' : abs[2];
-  }
-  if (target.charCodeAt(0) !== 47 || target.includes('#')) return new GatewayError('bad_request', 'invalid request target');
-  const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
-  if (host === undefined) return new GatewayError('bad_request', 'invalid Host header');
-  const { path: rawPath, query } = splitTarget(target);
-  const norm = normalizePath(rawPath);
-  if (!norm.ok) return new GatewayError('bad_request', norm.reason);
-  if (o.misdirected !== undefined && o.misdirected((req.socket as TLSSocket).servername || undefined, host)) {
-    return new GatewayError('misdirected', `the Host "${host}" is not served by the certificate of this connection`);
-  }
-  const view = new RequestView(req.method ?? 'GET', host, norm.path, query, req.headers);
-  return { host, hostHeader, path: norm.path, query, view, match: o.runtime().router.match(view) };
-}
-
-/** Returns the peer address without the IPv4-mapped IPv6 prefix ("" when unknown). */
-export function peerAddress(req: IncomingMessage): string {
-  // Behind an L4 balancer speaking PROXY protocol, the header's source is the client.
-  const a = proxiedAddress(req.socket)?.address ?? req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
-}
-
-/**
- * Returns the client address: the peer, or — when the peer is a trusted proxy — the right-most
- * address of x-forwarded-for that is not itself a trusted proxy (each proxy appends, so that
- * is the first hop nobody trusted could have written).
- */
-export function clientAddress(peer: string, xff: string | string[] | undefined, trusted: (ip: string) => boolean): string {
-  if (xff === undefined || !trusted(peer)) return peer;
-  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i].trim();
-    if (hop !== '' && !trusted(hop)) return hop;
-  }
-  const first = hops[0].trim();
-  return first === '' ? peer : first;
 }
 
 /** One request from arrival to the access-log line. */
@@ -296,13 +190,6 @@ class Exchange implements ForwardObserver {
       proto: `HTTP/${req.httpVersion}`,
     }, 'request');
   }
-}
-
-/** Returns the port of a Host value ("a:8080" → "8080"), undefined when it names none. */
-export function hostPort(hostHeader: string | undefined): string | undefined {
-  if (hostHeader === undefined) return undefined;
-  const m = /:(\d+)$/.exec(hostHeader);
-  return m === null ? undefined : m[1];
 }
 
 /** Returns the request listener of a public listener. */

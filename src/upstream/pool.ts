@@ -6,12 +6,6 @@ import type { StickyPins } from '../balance/sticky.ts';
 import { GatewayError } from '../errors.ts';
 import type { Target, TargetConnectOptions } from './target.ts';
 
-/**
- * RFC 9110 §9.2.2 idempotent methods, as SPEC §4 lists them: the ones a failed attempt may be
- * sent again for (the forwarder's retries, and H1Conn's replay after a stale keep-alive).
- */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-
 /** Per-pool settings used on the request path. */
 export interface PoolSettings {
   /** Upstream response-header timeout (ms): past it the client gets 504. */

@@ -4,8 +4,8 @@
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import type { Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
-import { H1Pool } from './h1-pool.ts';
-import type { UpstreamClient } from './h1-pool.ts';
+import { H1Pool } from './h1/pool.ts';
+import type { UpstreamClient } from './h1/pool.ts';
 
 // Only the two parts of undici waygate uses, not its index: the index also loads fetch, web
 // streams, the cache and WebSocket, ~5 MB of memory for nothing. undici has no exports map, so

@@ -10,8 +10,8 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
-import { H1Pool } from '../../src/upstream/h1-pool.ts';
-import { makeCa, makeLeaf } from '../tls-helpers.ts';
+import { H1Pool } from '../../../src/upstream/h1/pool.ts';
+import { makeCa, makeLeaf } from '../../tls-helpers.ts';
 
 interface Outcome {
   status?: number;

@@ -5,12 +5,12 @@ import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { ChunkedDecoder, badResponse, parseHead } from './h1-parse.ts';
-import type { ResponseHead } from './h1-parse.ts';
-import type { H1PoolOptions } from './h1-pool.ts';
-import { IDEMPOTENT_METHODS } from './pool.ts';
-import { Upload, coded } from './h1-request.ts';
-import type { H1Request, RequestConn } from './h1-request.ts';
+import { ChunkedDecoder, badResponse, parseHead } from './parse.ts';
+import type { ResponseHead } from './parse.ts';
+import type { H1PoolOptions } from './pool.ts';
+import { IDEMPOTENT_METHODS } from '../methods.ts';
+import { Upload, coded } from './request.ts';
+import type { H1Request, RequestConn } from './request.ts';
 
 /** What a connection needs of its pool. */
 export interface ConnPool {

@@ -10,9 +10,9 @@
 // 502/504 and to the retry rules is the same for both clients.
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { H1Conn } from './h1-conn.ts';
-import type { ConnPool } from './h1-conn.ts';
-import { H1Request, coded } from './h1-request.ts';
+import { H1Conn } from './conn.ts';
+import type { ConnPool } from './conn.ts';
+import { H1Request, coded } from './request.ts';
 
 /** What the forwarder needs of a connection pool: undici's Pool and H1Pool both provide it. */
 export interface UpstreamClient {

@@ -1,7 +1,7 @@
 // The upstream response parser: strict where a lenient reading could let a response be read two
 // ways, and correct across any split of the bytes.
 import { describe, expect, test } from 'vitest';
-import { ChunkedDecoder, parseHead } from '../../src/upstream/h1-parse.ts';
+import { ChunkedDecoder, parseHead } from '../../../src/upstream/h1/parse.ts';
 
 const codeOf = (f: () => unknown): string | undefined => {
   try {
