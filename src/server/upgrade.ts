@@ -1,0 +1,177 @@
+// WebSocket upgrades (SPEC §4), the server side: a handshake takes the same path as an HTTP
+// request up to the target (validation, Host, routing, rewrites, the pool) and is then handed to
+// a Tunnel (forward/tunnel.ts), which owns the socket to its end. What waygate answers by
+// itself (errors, redirects, `respond` routes) is written by the tunnel on the raw socket from
+// what this file decides; the access-log line is written here when the tunnel reports its end.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { GatewayError } from '../errors.ts';
+import { Tunnel } from '../forward/tunnel.ts';
+import type { TunnelEnd, TunnelObserver } from '../forward/tunnel.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
+import type { Target } from '../upstream/target.ts';
+import type { HandlerOptions } from './handler.ts';
+import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
+import { sendError } from './respond.ts';
+
+/** What the upgrade handler needs: the request handler's options, plus shutdown tracking. */
+export interface UpgradeOptions extends HandlerOptions {
+  /**
+   * Client sockets of live upgrades are added here and removed when they close. Node's
+   * `closeAllConnections` no longer sees an upgraded socket, so shutdown destroys these at its
+   * deadline instead (the listener's TrackedConnections.sockets).
+   */
+  readonly tunnels?: Set<Socket>;
+  /**
+   * Idle time (ms) after which a tunnel with no byte in either direction is closed; 0 disables
+   * it. Default: the pool's `timeouts.idle`, the same bound a silent HTTP body gets.
+   */
+  readonly tunnelIdleTimeout?: number;
+}
+
+/** The event handler of a server's 'upgrade' event. */
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** True when the handshake asks for WebSocket (RFC 6455 §4.1: a GET with `Upgrade: websocket`). */
+function isWebSocket(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket';
+}
+
+/** One upgrade request, from the handshake to its access-log line. */
+class Upgrade implements TunnelObserver {
+  readonly #o: UpgradeOptions;
+  readonly #req: IncomingMessage;
+  readonly #start = performance.now();
+  readonly #peerIp: string;
+  readonly #clientIp: string;
+  readonly #requestId: string;
+  readonly #tunnel: Tunnel;
+  #route: string | undefined;
+  #pool: UpstreamPool | undefined;
+
+  constructor(o: UpgradeOptions, req: IncomingMessage, socket: Socket, head: Buffer) {
+    this.#o = o;
+    this.#req = req;
+    this.#peerIp = peerAddress(req);
+    this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
+    this.#requestId = requestIdOf(req);
+    // First of all: the socket has an owner before anything can happen to it.
+    this.#tunnel = new Tunnel({ req, socket, head, tunnels: o.tunnels, writeIdleTimeout: o.writeIdleTimeout, observer: this });
+  }
+
+  run(): void {
+    const req = this.#req;
+    const o = this.#o;
+    if (!isWebSocket(req)) return this.#refuse(new GatewayError('bad_request', 'only WebSocket upgrades are supported'));
+    const resolved = resolveRequest(req, o);
+    if (resolved instanceof GatewayError) return this.#refuse(resolved);
+    const { host, hostHeader, path, query, match, view } = resolved;
+    if (o.redirectToHttps !== undefined) {
+      return this.#answer(308, ['location', httpsLocation(o.redirectToHttps.port, host, path, query), 'content-length', '0'], undefined);
+    }
+    if (match === undefined) return this.#refuse(new GatewayError('no_route', 'no route matched'));
+    this.#route = match.name;
+    const action = match.value.action;
+    switch (action.kind) {
+      case 'respond':
+        return this.#answer(action.status, [...action.headers], action.body);
+      case 'redirect': {
+        const port = hostPort(hostHeader) ?? String(req.socket.localPort ?? '');
+        const location = action.location({ scheme: o.scheme, host, port, path, query: query === '' ? '' : '?' + query, params: match.params });
+        const headers = ['location', location, 'content-length', '0'];
+        if (action.responseOps !== undefined) headers.push(...action.responseOps.append);
+        return this.#answer(action.status, headers, undefined);
+      }
+      case 'forward': {
+        const pool = action.choosePool();
+        this.#pool = pool;
+        const upstreamPath = action.rewrite(path, match.params);
+        this.#tunnel.forward({
+          pool,
+          path: query === '' ? upstreamPath : upstreamPath + '?' + query,
+          info: {
+            clientIp: this.#peerIp,
+            proto: o.scheme,
+            host: req.headers.host ?? hostHeader ?? '',
+            trusted: o.trusted(this.#peerIp),
+            requestId: this.#requestId,
+            keepTeTrailers: false,
+            keepUpgrade: true,
+          },
+          requestOps: action.requestOps,
+          responseOps: action.responseOps,
+          clientIp: this.#clientIp,
+          stickyToken: pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie),
+          listenerHeaders: o.hsts === undefined ? undefined : ['strict-transport-security', o.hsts],
+          idleTimeout: o.tunnelIdleTimeout,
+        });
+        return;
+      }
+    }
+  }
+
+  /** Refuses the handshake with waygate's error response for `err`. */
+  #refuse(err: GatewayError): void {
+    this.#tunnel.answer((res) => this.fail(err, res));
+  }
+
+  /** Answers with a response of waygate's own (respond, redirect). */
+  #answer(status: number, headers: string[], body: Buffer | undefined): void {
+    headers.push('x-request-id', this.#requestId);
+    if (this.#o.hsts !== undefined) headers.push('strict-transport-security', this.#o.hsts);
+    this.#tunnel.answer((res) => {
+      res.writeHead(status, headers);
+      res.end(body);
+      return body?.length ?? 0;
+    });
+  }
+
+  // TunnelObserver -----------------------------------------------------------------------------
+
+  fail(err: GatewayError, res: ServerResponse): number {
+    if (err.status >= 500 && err.code !== 'no_healthy_upstream') {
+      this.#o.log.warn({ reqId: this.#requestId, code: err.code, err: err.message, pool: this.#pool?.name, target: this.#tunnel.target?.url }, 'websocket upgrade failed');
+    }
+    return sendError(res, err, this.#requestId, this.#pool?.settings.retryAfter, false, this.#o.hsts);
+  }
+
+  attempt(pool: UpstreamPool, target: Target, err: GatewayError | undefined): void {
+    this.#o.onAttempt?.(pool, target, err);
+  }
+
+  done(end: TunnelEnd): void {
+    const req = this.#req;
+    const seconds = (performance.now() - this.#start) / 1000;
+    this.#o.onDone?.(this.#route ?? '', this.#pool?.name ?? '', req.method ?? '', end.status, seconds);
+    this.#o.access?.info({
+      reqId: this.#requestId,
+      method: req.method,
+      host: req.headers.host ?? '',
+      path: req.url,
+      status: end.status,
+      bytesIn: end.bytesIn,
+      bytesOut: end.bytesOut,
+      durationMs: Math.round(seconds * 1e6) / 1000,
+      route: this.#route ?? null,
+      pool: this.#pool?.name ?? null,
+      target: end.target?.url ?? null,
+      attempts: end.attempts,
+      clientIp: this.#clientIp,
+      userAgent: req.headers['user-agent'] ?? null,
+      proto: `HTTP/${req.httpVersion}`,
+    }, 'request');
+  }
+}
+
+/**
+ * Returns the listener for a server's 'upgrade' event: WebSocket handshakes are routed like
+ * requests and tunnelled to the chosen target; anything else gets 400 and the socket closes.
+ */
+export function createUpgradeHandler(o: UpgradeOptions): UpgradeListener {
+  return (req, socket, head) => {
+    new Upgrade(o, req, socket as Socket, head).run();
+  };
+}
