@@ -153,6 +153,18 @@ function closedSocket(socket: Socket): Promise<void> {
   return socket.destroyed ? Promise.resolve() : new Promise((r) => socket.once('close', () => r()));
 }
 
+/**
+ * Resolves with `p`, or fails after `ms` naming `what`: a lost byte shows as a clear failure,
+ * not as the test's own timeout (the defect made these waits hang).
+ */
+function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `check` until it holds (counters that have no event of their own); fails after `ms`. */
 async function settles(check: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -213,8 +225,8 @@ routes:
           for (let i = 0; i < ROUNDS; i++) {
             const port = listener === 'http' ? gw.port : httpsPort;
             const c = rawClient(port, `/${pool}`, { tlsCa: listener === 'https' ? ca.cert : undefined });
-            expect(await c.head).toMatch(/^HTTP\/1\.1 101 /);
-            const got = await c.bytes(greeting.length);
+            expect(await within(c.head, `round ${i}: the 101`)).toMatch(/^HTTP\/1\.1 101 /);
+            const got = await within(c.bytes(greeting.length), `round ${i}: the greeting`);
             expect(got.length, `round ${i}`).toBe(greeting.length);
             expect(got.equals(greeting), `round ${i}`).toBe(true);
             const gone = closedSocket(c.socket);
@@ -266,8 +278,8 @@ routes: [ { name: p, pool: p } ]
     expect(up.received[0]).toEqual([]);
     await new Promise<void>((r) => c.socket.write(later, () => r()));
     releases.shift()!();
-    expect(await c.head).toMatch(/^HTTP\/1\.1 101 /);
-    await c.bytes(4);
+    expect(await within(c.head, 'the 101')).toMatch(/^HTTP\/1\.1 101 /);
+    await within(c.bytes(4), 'the greeting');
     const want = Buffer.concat([early, later]);
     await settles(() => Buffer.concat(up.received[0]).length >= want.length);
     expect(Buffer.concat(up.received[0]).equals(want)).toBe(true);
