@@ -85,7 +85,7 @@ const CONNECT_CODES = new Set([
 ]);
 
 /**
- * Classifies an error raised by undici for one upstream attempt into a GatewayError.
+ * Classifies an error raised by an upstream client (undici-style codes) for one attempt into a GatewayError.
  * Returns the error unchanged when it already is one.
  */
 export function fromUpstreamError(err: unknown): GatewayError {
@@ -102,7 +102,8 @@ export function fromUpstreamError(err: unknown): GatewayError {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new GatewayError('upstream_timeout', message, { cause: err });
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO') {
+  // undici's HTTPParserError carries no code for some llhttp errors (a status line of four digits).
+  if (code.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO' || code === 'UND_ERR_HEADERS_OVERFLOW') {
     return new GatewayError('upstream_bad_response', `invalid upstream response: ${message}`, { cause: err });
   }
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') {

@@ -18,7 +18,9 @@ import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { expandTarget } from './upstream/dns.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import type { TargetRegistry } from './upstream/registry.ts';
+import type { ClientKind } from './upstream/client.ts';
 import type { Target, UpstreamTls } from './upstream/target.ts';
+import { loadUndici } from './upstream/undici.ts';
 
 /** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
  * so waygate closes an idle connection before the upstream does and never writes into a closing one. */
@@ -101,7 +103,10 @@ function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, 
     tls = { ...tls, servername: new URL(pc.targets[0].url).hostname };
   }
   const sticky = pc.sticky === undefined ? undefined : new StickyPins(secret!, name, targets, { cookie: pc.sticky.cookie, maxAge: pc.sticky.maxAge, onDown: pc.sticky.onDown });
-  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, key: '' };
+  const client: ClientKind = pc.h2 ? 'undici' : (pc.client ?? 'builtin');
+  // Loaded while the config is built, so no request waits for undici's module to load.
+  if (client === 'undici') loadUndici();
+  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, client, key: '' };
   connect.key = JSON.stringify(connect);
   const settings = {
     responseTimeout: pc.timeouts.response,

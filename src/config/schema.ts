@@ -72,6 +72,13 @@ export const poolSchema = strict({
   dnsRefresh: duration().refine((ms) => ms > 0, POSITIVE_DURATION).default(10_000),
   tls: upstreamTlsSchema.prefault({}),
   h2: z.boolean().default(false),
+  // The HTTP/1.1 client: waygate's own (default) or undici, the supported fallback. Omitted means
+  // builtin, or undici for an h2 pool (the builtin client speaks only HTTP/1.1).
+  client: z.enum(['builtin', 'undici']).optional(),
+}).superRefine((pool, ctx) => {
+  if (pool.h2 && pool.client === 'builtin') {
+    ctx.addIssue({ code: 'custom', path: ['client'], message: 'the builtin client speaks HTTP/1.1 only; an h2 pool is served by undici (remove "client" or set it to "undici")' });
+  }
 });
 
 // ---- routes ----

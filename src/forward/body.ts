@@ -1,20 +1,20 @@
-// Request bodies (SPEC §4, §5): a body that fits in `limits.retryBuffer` is read whole first, so a
-// retry can send it again; a larger one is streamed (the bytes already read are sent first) and
-// makes the request retryable only while undici has not touched the stream. Every body is held to
-// `limits.maxBodySize` (413) and to an idle timer (408): a slow upload is fine as long as bytes
-// keep coming, a stalled one does not hold a connection and an upstream request open.
+// The request body's one owner (ARCHITECTURE rule 3), from the first byte to the end of the
+// exchange. A body that fits in `limits.retryBuffer` is read whole first, so a retry can send it
+// again; a larger one is streamed through a guard (the bytes already read first) and makes the
+// request retryable only while no client has read from it. Every body is held to
+// `limits.maxBodySize` (413) and to an idle timer (408): a slow upload is fine as long as bytes keep
+// coming, a stalled one does not hold a connection and an upstream request open.
+//
+// Why an owner: an upload outlives the attempt that reads it. Its stream can fail (the client
+// resets, stalls, sends too much) while no attempt reads it — during the upstream's connect or TLS
+// handshake, between attempts, after the exchange was answered — and an 'error' nobody listens to
+// ends the process. So every listener is attached here, when the body is first seen, and every
+// exit path of the exchange calls dispose(), which detaches and destroys what no attempt took.
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
-import type { Readable, TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import { GatewayError } from '../errors.ts';
-
-/** The request body as the forwarder sends it. */
-export type RequestBody =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'buffer'; readonly data: Buffer }
-  | { readonly kind: 'stream'; readonly stream: Readable };
-
-export const NO_BODY: RequestBody = { kind: 'none' };
+import type { UpstreamBody } from '../upstream/client.ts';
 
 /** Limits a body is held to. */
 export interface BodyLimits {
@@ -41,43 +41,41 @@ export function declaresBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-/** True when `body` can be sent again on another attempt. */
-export function replayable(body: RequestBody): boolean {
-  if (body.kind !== 'stream') return true;
-  // Untouched: undici never started reading it (e.g. the connect failed), so nothing was lost.
-  return !body.stream.readableDidRead && !body.stream.destroyed;
-}
-
 const tooLarge = (limit: number): GatewayError => new GatewayError('body_too_large', `request body larger than limits.maxBodySize (${limit} bytes)`);
 const stalled = (ms: number): GatewayError => new GatewayError('client_timeout', `no request body bytes for ${ms}ms`);
+const aborted = (): GatewayError => new GatewayError('client_aborted', 'client closed the connection while sending the body');
 
 /**
  * Passes body bytes through while counting them: errors with 413 the moment the count crosses the
  * limit (so the upstream request is aborted, never completed) and with 408 after `idleTimeout`
- * without a byte.
+ * without a byte from the client.
  */
 class BodyGuard extends Transform {
   readonly #limits: BodyLimits;
-  #seen: number;
-  #timer: NodeJS.Timeout | undefined;
+  #seen = 0;
+  #timer: NodeJS.Timeout;
 
   constructor(limits: BodyLimits) {
     super();
     this.#limits = limits;
-    this.#seen = 0;
-    this.#arm();
+    this.#timer = setTimeout(() => this.#idle(), limits.idleTimeout);
+    this.#timer.unref();
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.destroy(stalled(this.#limits.idleTimeout)), this.#limits.idleTimeout);
-    this.#timer.unref();
+  #idle(): void {
+    // Bytes waiting inside the guard mean the upstream side is not reading (a slow connect, a
+    // paused upload): the wait is ours, not the client's.
+    if (this.writableLength > 0 || this.readableLength > 0) {
+      this.#timer.refresh();
+      return;
+    }
+    this.destroy(stalled(this.#limits.idleTimeout));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#seen += chunk.length;
     if (this.#seen > this.#limits.maxBodySize) return cb(tooLarge(this.#limits.maxBodySize));
-    this.#arm();
+    this.#timer.refresh();
     cb(null, chunk);
   }
 
@@ -92,71 +90,169 @@ class BodyGuard extends Transform {
   }
 }
 
-/** Streams `req` through a guard, after the `prefix` chunks already read from it (counted again there). */
-function guarded(req: IncomingMessage, prefix: Buffer[], limits: BodyLimits): Readable {
-  const guard = new BodyGuard(limits);
-  for (const c of prefix) guard.write(c);
-  req.pipe(guard);
-  req.once('error', (err) => guard.destroy(err));
-  req.once('aborted', () => guard.destroy(new GatewayError('client_aborted', 'client closed the connection while sending the body')));
-  return guard;
-}
+/** A request body and everything attached to it, owned for the life of one exchange. */
+export class RequestBody {
+  readonly #req: IncomingMessage;
+  readonly #limits: BodyLimits;
+  readonly #onFail: (err: GatewayError) => void;
+  #data: Buffer | undefined;
+  #guard: BodyGuard | undefined;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #ready: (() => void) | undefined;
+  #failed = false;
+  #ended = false;
 
-/**
- * Reads up to `retryBuffer` bytes of the body. Resolves with the whole body when it fits, or with
- * a guarded stream of everything (the bytes read so far, then the rest) when it does not. Rejects
- * with 413 for a declared length over the limit (nothing is read or forwarded), with 408 when the
- * body stalls while it is read, and with an error when the client goes away.
- */
-export function prepareBody(req: IncomingMessage, limits: BodyLimits): Promise<RequestBody> {
-  if (!declaresBody(req)) return Promise.resolve(NO_BODY);
-  const cl = req.headers['content-length'];
-  if (cl !== undefined && Number(cl) > limits.maxBodySize) return Promise.reject(tooLarge(limits.maxBodySize));
-  // A declared length above the retry buffer: stream from the first byte, there is nothing to gain.
-  if (cl !== undefined && Number(cl) > limits.retryBuffer) return Promise.resolve({ kind: 'stream', stream: guarded(req, [], limits) });
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => fail(stalled(limits.idleTimeout)), limits.idleTimeout);
-      timer.unref();
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    const fail = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > limits.maxBodySize) return fail(tooLarge(limits.maxBodySize));
-      arm();
-      if (size > limits.retryBuffer) {
-        cleanup();
-        req.pause();
-        resolve({ kind: 'stream', stream: guarded(req, chunks, limits) });
-      }
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve({ kind: 'buffer', data: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });
-    };
-    const onError = (err: Error): void => fail(err);
-    const onClose = (): void => {
-      if (!req.complete) fail(new GatewayError('client_aborted', 'client closed the connection while sending the body'));
-    };
-    arm();
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
+  /**
+   * Takes ownership of `req`'s body. `onFail` is called at most once, if the body fails (the
+   * client aborts, stalls or sends more than allowed) before dispose().
+   */
+  constructor(req: IncomingMessage, limits: BodyLimits, onFail: (err: GatewayError) => void) {
+    this.#req = req;
+    this.#limits = limits;
+    this.#onFail = onFail;
+    req.on('error', this.#onReqError);
+    req.on('aborted', this.#onAborted);
+    req.on('close', this.#onClose);
+  }
+
+  /**
+   * Reads what the retry rules need of the body, then calls `ready` — unless the body failed
+   * first (onFail was called instead). A declared length over the limit fails at once (413),
+   * with nothing read or forwarded.
+   */
+  prepare(ready: () => void): void {
+    const cl = this.#req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > this.#limits.maxBodySize) return this.#fail(tooLarge(this.#limits.maxBodySize));
+    // A declared length above the retry buffer: stream from the first byte, there is nothing to gain.
+    if (cl !== undefined && Number(cl) > this.#limits.retryBuffer) {
+      this.#stream();
+      ready();
+      return;
+    }
+    this.#ready = ready;
+    this.#arm();
+    this.#req.on('data', this.#onData);
+    this.#req.on('end', this.#onEnd);
+  }
+
+  /** What a client sends: the whole body, or the guarded stream. */
+  get payload(): UpstreamBody {
+    return this.#data ?? this.#guard ?? null;
+  }
+
+  /** True when the body can be sent again on another attempt. */
+  get replayable(): boolean {
+    const g = this.#guard;
+    // Untouched: no client read from the stream yet (e.g. the connect failed), so nothing was lost.
+    return g === undefined || (!g.readableDidRead && !g.destroyed);
+  }
+
+  /** True when the body is known in full (read whole, or nothing was declared). */
+  get buffered(): boolean {
+    return this.#guard === undefined;
+  }
+
+  #arm(): void {
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#fail(stalled(this.#limits.idleTimeout)), this.#limits.idleTimeout);
+      this.#timer.unref();
+    } else {
+      this.#timer.refresh();
+    }
+  }
+
+  #stopReading(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#req.off('data', this.#onData);
+    this.#req.off('end', this.#onEnd);
+  }
+
+  #onData = (chunk: Buffer): void => {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    if (this.#size > this.#limits.maxBodySize) return this.#fail(tooLarge(this.#limits.maxBodySize));
+    this.#arm();
+    if (this.#size > this.#limits.retryBuffer) {
+      this.#stopReading();
+      this.#req.pause();
+      this.#stream();
+      this.#settle();
+    }
+  };
+
+  #onEnd = (): void => {
+    this.#stopReading();
+    const c = this.#chunks;
+    this.#data = c.length === 1 ? c[0] : Buffer.concat(c, this.#size);
+    this.#chunks = [];
+    this.#settle();
+  };
+
+  /** Switches to streaming: the chunks read so far go first (counted again by the guard), then the rest. */
+  #stream(): void {
+    const guard = new BodyGuard(this.#limits);
+    guard.on('error', this.#onGuardError);
+    for (const c of this.#chunks) guard.write(c);
+    this.#chunks = [];
+    this.#guard = guard;
+    this.#req.pipe(guard);
+  }
+
+  #settle(): void {
+    const ready = this.#ready;
+    this.#ready = undefined;
+    ready?.();
+  }
+
+  #onGuardError = (err: Error): void => {
+    this.#fail(err instanceof GatewayError ? err : aborted());
+  };
+
+  #onReqError = (): void => {
+    this.#fail(aborted());
+  };
+
+  #onAborted = (): void => {
+    this.#fail(aborted());
+  };
+
+  #onClose = (): void => {
+    if (!this.#req.complete) this.#fail(aborted());
+  };
+
+  #fail(err: GatewayError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#ready = undefined;
+    this.#stopReading();
+    // The guard learns it too: a client reading it stops with this error.
+    if (this.#guard !== undefined && !this.#guard.destroyed) this.#guard.destroy(err);
+    this.#onFail(err);
+  }
+
+  /**
+   * Ends ownership: detaches from the request, destroys the guard and its timer. Idempotent; the
+   * exchange calls it on every exit path. The bytes the client may still send are left to the
+   * connection (the server closes it after the response, see Forwarder).
+   */
+  dispose(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#failed = true;
+    this.#ready = undefined;
+    this.#stopReading();
+    const req = this.#req;
+    req.off('aborted', this.#onAborted);
+    req.off('close', this.#onClose);
+    const guard = this.#guard;
+    if (guard !== undefined) {
+      req.unpipe(guard);
+      if (!guard.destroyed) guard.destroy();
+    }
+    // Without listeners Node emits no 'error' on an IncomingMessage (it checks), so none is left.
+    req.off('error', this.#onReqError);
+  }
 }

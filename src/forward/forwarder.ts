@@ -1,16 +1,17 @@
-// Forwards one request to a pool over undici's dispatch API. One Forwarder object per request
-// is the undici handler itself: no stream layers, response bytes go straight to the client
-// socket with backpressure (pause undici when the client's buffer is full, resume on drain).
+// Forwards one request to a pool: picks targets, retries by the SPEC §4 rules, and streams the
+// response straight to the client socket with backpressure (the upstream client is paused when the
+// client's buffer is full and resumed on drain). One Forwarder per request is the UpstreamHandler
+// (upstream/client.ts) of each of its attempts, whichever client serves the pool.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
+import type { UpstreamController, UpstreamHandler } from '../upstream/client.ts';
 import { IDEMPOTENT_METHODS } from '../upstream/methods.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
-import { NO_BODY, declaresBody, prepareBody, replayable } from './body.ts';
-import type { BodyLimits, RequestBody } from './body.ts';
+import { RequestBody, declaresBody } from './body.ts';
+import type { BodyLimits } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
-import type { ForwardInfo, HeaderOps, RawResponseHeaders } from './headers.ts';
+import type { ForwardInfo, HeaderOps } from './headers.ts';
 
 /** What the forwarder reports back to the server for logging, metrics and passive health. */
 export interface ForwardObserver {
@@ -76,11 +77,13 @@ const SMALL_BODY = 1024;
 
 
 /** Drives one forwarded request: picks targets, retries by the SPEC §4 rules, streams the response. */
-export class Forwarder implements Dispatcher.DispatchHandler {
+export class Forwarder implements UpstreamHandler {
   readonly #r: ForwardRequest;
   readonly #headers: string[];
-  #body: RequestBody = NO_BODY;
-  #controller: Dispatcher.DispatchController | undefined;
+  /** The request body's owner; undefined for a request without one. */
+  #body: RequestBody | undefined;
+  /** The controller of the attempt in flight; undefined between attempts. */
+  #controller: UpstreamController | undefined;
   #target: Target | undefined;
   #release: (() => void) | undefined;
   #tried: Target[] | undefined;
@@ -91,10 +94,10 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   #writeIdle: NodeJS.Timeout | undefined;
   /** gRPC status fields of a trailers-only response, re-sent as trailers (see takeGrpcStatus). */
   #grpcStatus: Record<string, string> | undefined;
-  /** The body's last chunk, held for res.end (see onResponseData). */
+  /** The body's last chunk, held for res.end (see onData). */
   #tail: Buffer | undefined;
 
-  /** Attempts made so far (the access log's `attempts`). */
+  /** Sends made so far, replays of a stale keep-alive connection included (the access log's `attempts`). */
   attempts = 0;
   /** Response body bytes written to the client. */
   bytesOut = 0;
@@ -111,7 +114,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     return this.#target;
   }
 
-  /** Reads what the retry rules need of the body, then starts the first attempt. */
+  /** Takes the body (if any), reads what the retry rules need of it, then starts the first attempt. */
   start(): void {
     const first = this.#firstTarget();
     if (first === undefined) return;
@@ -120,22 +123,30 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       this.#attempt(first);
       return;
     }
-    prepareBody(this.#r.req, this.#r.bodyLimits).then(
-      (body) => {
-        this.#body = body;
-        if (this.#clientGone) return this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
-        this.#attempt(first);
-      },
-      (err: unknown) => this.#finish(err instanceof GatewayError ? err : new GatewayError('client_aborted', 'client closed the connection while sending the body')),
-    );
+    const body = new RequestBody(this.#r.req, this.#r.bodyLimits, (err) => this.#bodyFailed(err));
+    this.#body = body;
+    body.prepare(() => {
+      if (!this.#done) this.#attempt(first);
+    });
   }
 
   /** The client went away: abort the upstream request and release everything. */
   clientClosed(): void {
     if (this.#done) return;
     this.#clientGone = true;
+    const err = new GatewayError('client_aborted', 'client closed the connection');
     const c = this.#controller;
-    if (c !== undefined && !c.aborted) c.abort(new GatewayError('client_aborted', 'client closed the connection'));
+    if (c !== undefined) c.abort(err);
+    // Still reading the body: no attempt to abort, the exchange ends here.
+    else this.#finish(err);
+  }
+
+  /** The body failed (client gone, stalled, too large): end the attempt in flight, or the exchange. */
+  #bodyFailed(err: GatewayError): void {
+    if (this.#done) return;
+    const c = this.#controller;
+    if (c !== undefined) c.abort(err);
+    else this.#finish(err);
   }
 
   /** The first target (UpstreamPool.first); undefined after answering the error itself. */
@@ -152,27 +163,27 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.attempts++;
     this.#target = target;
     this.#release = target.acquire();
-    this.#controller = undefined;
     const s = r.pool.settings;
     const body = this.#body;
+    const method = r.req.method!;
     try {
-      const dispatcher = target.dispatcher(s.connect);
-      dispatcher.dispatch(
+      target.client(s.connect).request(
         {
-          // Accepted by undici's Request though missing from its DispatchOptions type.
-          servername: target.servername,
+          method,
           path: r.path,
-          method: r.req.method as Dispatcher.HttpMethod,
           headers: this.#headers,
-          body: body.kind === 'none' ? null : body.kind === 'buffer' ? body.data : body.stream,
-          headersTimeout: s.responseTimeout,
-          bodyTimeout: s.idleTimeout,
-          // Retries are waygate's decision (SPEC §4): undici must never replay a request itself.
-          idempotent: false,
-        } as Dispatcher.DispatchOptions,
+          body: body === undefined ? null : body.payload,
+          responseTimeout: s.responseTimeout,
+          idleTimeout: s.idleTimeout,
+          // A stale keep-alive replay is one more send: allowed only where a retry would be
+          // (an idempotent method, a body that can be sent again, an attempt left).
+          replayable: this.attempts <= s.retries && IDEMPOTENT_METHODS.has(method) && (body === undefined || body.buffered),
+        },
         this,
       );
     } catch (err) {
+      // A client that cannot be built (bad TLS material): this attempt's failure, like any other.
+      this.#controller = undefined;
       this.#attemptFailed(fromUpstreamError(err));
     }
   }
@@ -183,8 +194,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (release !== undefined) release();
   }
 
-  // Defensive: should a body-stream error from a dying client reach undici before the
-  // response's 'close' event, it must still not count as the target's failure.
+  // Defensive: should a body-stream error from a dying client reach the upstream client before
+  // the response's 'close' event, it must still not count as the target's failure.
   #clientIsGone(): boolean {
     const r = this.#r;
     // req.socket is null once the request was read to its end.
@@ -199,7 +210,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
    */
   #retryable(err: GatewayError): boolean {
     if (this.#started || this.attempts > this.#r.pool.settings.retries) return false;
-    if (!replayable(this.#body)) return false;
+    if (this.#body !== undefined && !this.#body.replayable) return false;
     if (err.beforeSend) return true;
     if (err.code !== 'upstream_reset' && err.code !== 'upstream_bad_response') return false;
     return IDEMPOTENT_METHODS.has(this.#r.req.method!);
@@ -207,6 +218,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
 
   #attemptFailed(err: GatewayError): void {
     const target = this.#target!;
+    this.#controller = undefined;
     this.#releaseTarget();
     if (err.code === 'client_aborted' || this.#clientIsGone()) {
       this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
@@ -231,11 +243,11 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.#finish(err);
   }
 
+  /** Ends the exchange: every resource released, then the error (if any) answered or the response cut. */
   #finish(err: GatewayError | undefined): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#writeIdle);
-    this.#releaseTarget();
+    this.#endResources();
     const res = this.#r.res;
     if (err === undefined) return;
     if (err.code === 'client_aborted' || this.#clientGone) {
@@ -252,57 +264,73 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     this.#r.observer.fail(err);
   }
 
-  // undici handler --------------------------------------------------------------------------
+  /** Releases what this exchange holds: the target, the write timer, the drain listener, the body. */
+  #endResources(): void {
+    this.#controller = undefined;
+    this.#releaseTarget();
+    clearTimeout(this.#writeIdle);
+    if (this.#onDrain !== undefined) this.#r.res.off('drain', this.#onDrain);
+    this.#body?.dispose();
+  }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  // UpstreamHandler ---------------------------------------------------------------------------
+
+  onStart(controller: UpstreamController): void {
     this.#controller = controller;
     if (this.#clientGone) controller.abort(new GatewayError('client_aborted', 'client closed the connection'));
   }
 
-  onBodySent(chunk: Buffer): void {
-    this.bytesIn += chunk.length;
+  onReplay(): void {
+    this.attempts++;
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+  onBodySent(bytes: number): void {
+    this.bytesIn += bytes;
+  }
+
+  onInterim(status: number, rawHeaders: readonly string[]): void {
     const r = this.#r;
-    if (statusCode < 200) {
-      // Interim responses (RFC 9110 §15.2): 103 Early Hints are passed on; 100 Continue was
-      // already answered to the client by waygate itself, and other 1xx mean nothing to it.
-      if (statusCode === 103 && !r.res.headersSent) {
-        const links = clientResponseHeaders((controller.rawHeaders ?? []) as RawResponseHeaders, undefined, r.info.requestId)
-          .filter((_v, i, a) => i % 2 === 1 && a[i - 1].toLowerCase() === 'link');
-        if (links.length > 0) r.res.writeEarlyHints({ link: links });
-      }
-      return;
-    }
-    const raw = (controller.rawHeaders ?? []) as RawResponseHeaders;
-    const headers = clientResponseHeaders(raw, r.responseOps, r.info.requestId);
+    // Interim responses (RFC 9110 §15.2): 103 Early Hints are passed on; 100 Continue was
+    // already answered to the client by waygate itself, and other 1xx mean nothing to it.
+    if (status !== 103 || r.res.headersSent) return;
+    const links = clientResponseHeaders(rawHeaders, undefined, r.info.requestId)
+      .filter((_v, i, a) => i % 2 === 1 && a[i - 1].toLowerCase() === 'link');
+    if (links.length > 0) r.res.writeEarlyHints({ link: links });
+  }
+
+  onHeaders(status: number, reason: string, rawHeaders: readonly string[]): void {
+    const r = this.#r;
+    const headers = clientResponseHeaders(rawHeaders, r.responseOps, r.info.requestId);
     // Pin (or re-pin) the client to the target that actually answered.
     const sticky = r.pool.sticky;
     if (sticky !== undefined && sticky.token(this.#target!) !== r.stickyToken) {
       headers.push('set-cookie', sticky.setCookie(this.#target!, r.info.proto === 'https'));
     }
-    if (r.req.httpVersionMajor === 2) this.#grpcStatus = takeGrpcStatus(headers);
+    const h2 = r.req.httpVersionMajor === 2;
+    if (h2) this.#grpcStatus = takeGrpcStatus(headers);
     const extra = r.listenerHeaders;
     if (extra !== undefined) {
       for (let i = 0; i < extra.length; i += 2) if (!hasHeader(headers, extra[i])) headers.push(extra[i], extra[i + 1]);
     }
+    // An answer before the upload ended (an upstream refusing the body): the rest of the body is
+    // not read just to keep the connection (RFC 9112 §9.6 lets the server close).
+    if (!h2 && !r.req.complete && this.#body !== undefined) r.res.shouldKeepAlive = false;
     try {
       // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); passing one only triggers a warning.
-      if (r.req.httpVersionMajor === 2) r.res.writeHead(statusCode, headers);
-      else r.res.writeHead(statusCode, statusMessage || undefined, headers);
+      if (h2) r.res.writeHead(status, headers);
+      else r.res.writeHead(status, reason || undefined, headers);
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not ours to forward.
-      controller.abort(new GatewayError('upstream_bad_response', `invalid upstream response headers: ${(err as Error).message}`));
+      this.#controller?.abort(new GatewayError('upstream_bad_response', `invalid upstream response headers: ${(err as Error).message}`));
       return;
     }
     this.#started = true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer, last: boolean): void {
     this.bytesOut += chunk.length;
-    // The body's last bytes with the end following at once (H1Pool): sent by res.end(chunk).
-    if ((controller as { final?: boolean }).final === true) {
+    // The body's last bytes with the end following at once (builtin client): sent by res.end(chunk).
+    if (last) {
       this.#tail = chunk;
       return;
     }
@@ -310,7 +338,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     if (!res.write(chunk)) {
       // Backpressure: stop reading from the upstream until the client catches up — but a client
       // that reads nothing for writeIdleTimeout is gone in all but name.
-      controller.pause();
+      this.#controller?.pause();
       this.#onDrain ??= () => {
         clearTimeout(this.#writeIdle);
         this.#controller?.resume();
@@ -322,18 +350,17 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+  onEnd(trailers: Readonly<Record<string, string>>): void {
+    if (this.#done) return;
     const target = this.#target!;
-    this.#releaseTarget();
     this.#r.observer.attempt(this.#r.pool, target, undefined);
-    const res = this.#r.res;
-    if (this.#grpcStatus !== undefined) trailers = { ...this.#grpcStatus, ...trailers };
-    // Trailers (gRPC's grpc-status among them) pass on HTTP/2 and on chunked HTTP/1.1.
-    if (trailers !== undefined && Object.keys(trailers).length > 0 && (res.chunkedEncoding || this.#r.req.httpVersionMajor === 2)) {
-      res.addTrailers(trailers as Record<string, string>);
-    }
     this.#done = true;
-    clearTimeout(this.#writeIdle);
+    this.#endResources();
+    const res = this.#r.res;
+    let t: Record<string, string> = trailers;
+    if (this.#grpcStatus !== undefined) t = { ...this.#grpcStatus, ...trailers };
+    // Trailers (gRPC's grpc-status among them) pass on HTTP/2 and on chunked HTTP/1.1.
+    if (Object.keys(t).length > 0 && (res.chunkedEncoding || this.#r.req.httpVersionMajor === 2)) res.addTrailers(t);
     const tail = this.#tail;
     this.#tail = undefined;
     if (tail === undefined) res.end();
@@ -343,15 +370,15 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     else res.end(tail);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     if (this.#done) return;
     try {
       this.#attemptFailed(fromUpstreamError(err));
     } catch (bug) {
-      // A throw here would surface as an unhandled 'error' on undici's client and end the
-      // process: contain it to this one request.
+      // A throw here would escape into the client's socket callbacks and end the process:
+      // contain it to this one request.
       this.#done = true;
-      this.#releaseTarget();
+      this.#endResources();
       this.#r.res.destroy(bug as Error);
     }
   }

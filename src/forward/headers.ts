@@ -161,34 +161,11 @@ function applyDropToTail(out: string[], ops: HeaderOps): string[] {
   return result;
 }
 
-/** Response headers as undici reports them: a raw array over HTTP/1.1, an object over HTTP/2. */
-export type RawResponseHeaders = readonly (Buffer | string)[] | Record<string, string | string[] | undefined>;
-
-/** Returns headers as a flat [name, value, …] string array, without HTTP/2 pseudo-headers. */
-function flattenHeaders(raw: RawResponseHeaders): string[] {
-  if (Array.isArray(raw)) {
-    const strs: string[] = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) {
-      const v = raw[i] as Buffer | string;
-      strs[i] = typeof v === 'string' ? v : v.toString('latin1');
-    }
-    return strs;
-  }
-  const strs: string[] = [];
-  for (const [name, value] of Object.entries(raw)) {
-    if (value === undefined || name.charCodeAt(0) === 58) continue;
-    if (Array.isArray(value)) for (const v of value) strs.push(name, v);
-    else strs.push(name, String(value));
-  }
-  return strs;
-}
-
 /**
  * Returns the headers to send to the client from an upstream's raw response headers:
  * hop-by-hop fields removed, the route's operations applied, `x-request-id` set.
  */
-export function clientResponseHeaders(raw: RawResponseHeaders, ops: HeaderOps | undefined, requestId: string): string[] {
-  const strs = flattenHeaders(raw);
+export function clientResponseHeaders(strs: readonly string[], ops: HeaderOps | undefined, requestId: string): string[] {
   const extra = connectionTokens(strs);
   const out: string[] = [];
   for (let i = 0; i < strs.length; i += 2) {

@@ -1,18 +1,10 @@
 // One upstream target of one pool: its connection pool and its state. State changes only
 // through the methods here (ARCHITECTURE rule 3): in-flight through acquire()/release, health
 // through setHealthy() (driven by the health state machine).
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import type { Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
+import type { ClientKind, UpstreamClient } from './client.ts';
 import { H1Pool } from './h1/pool.ts';
-import type { UpstreamClient } from './h1/pool.ts';
-
-// Only the two parts of undici waygate uses, not its index: the index also loads fetch, web
-// streams, the cache and WebSocket, ~5 MB of memory for nothing. undici has no exports map, so
-// these paths are reachable; package.json pins undici's exact version because they are not API.
-const require = createRequire(import.meta.url);
-const UndiciPool: typeof PoolClass = require('undici/lib/dispatcher/pool.js');
-const buildConnector: typeof BuildConnector = require('undici/lib/core/connect.js');
+import { UndiciClient } from './undici.ts';
 
 /** TLS settings for `https://` targets (file contents, not paths). */
 export interface UpstreamTls {
@@ -34,6 +26,8 @@ export interface TargetConnectOptions {
   tls?: UpstreamTls;
   /** Speak HTTP/2: ALPN h2 for https://, prior knowledge (h2c) for http://. */
   h2: boolean;
+  /** The HTTP/1.1 client (an h2 pool is always served by undici). */
+  client: ClientKind;
   /** A string that changes whenever any of the above does (computed once per pool build). */
   key: string;
 }
@@ -48,7 +42,7 @@ export class Target {
   /** The target URL as configured (the `target` label of metrics and logs). */
   readonly url: string;
   readonly pool: string;
-  /** scheme://host:port, what undici connects to. */
+  /** scheme://host:port. */
   readonly origin: string;
   weight: number;
 
@@ -61,9 +55,8 @@ export class Target {
   #ejected = false;
   #available = true;
   #ejectTimer: NodeJS.Timeout | undefined;
-  #dispatcher: UpstreamClient | undefined;
+  #client: UpstreamClient | undefined;
   #connectKey = '';
-  #servername: string | undefined;
   #releaseFn: () => void;
 
   constructor(pool: string, url: string, weight: number) {
@@ -172,73 +165,38 @@ export class Target {
 
   /**
    * The connection pool for this target, created on first use or when `opts` changed: waygate's
-   * own HTTP/1.1 client, or undici for a pool that speaks HTTP/2.
+   * own HTTP/1.1 client, or undici for a pool that speaks HTTP/2 or asks for it (`client: undici`).
    */
-  dispatcher(opts: TargetConnectOptions): UpstreamClient {
+  client(opts: TargetConnectOptions): UpstreamClient {
     const key = opts.key;
-    if (this.#dispatcher === undefined || key !== this.#connectKey) {
-      const old = this.#dispatcher;
+    if (this.#client === undefined || key !== this.#connectKey) {
+      const old = this.#client;
       const url = new URL(this.url);
       const https = url.protocol === 'https:';
       const host = url.hostname.replace(/^\[|\]$/g, '');
       // The certificate is checked against tls.serverName, else the target's own host — never
-      // against the client's Host header, which undici would otherwise use. An IP target sends
-      // no SNI (RFC 6066 §3) and is verified against the certificate's IP SANs.
+      // against the client's Host header. An IP target sends no SNI (RFC 6066 §3) and is verified
+      // against the certificate's IP SANs.
       const name = (https ? opts.tls?.servername : undefined) ?? host;
-      const sni = isIP(name) === 0 ? name : undefined;
-      this.#servername = https ? name : undefined;
+      const sni = https && isIP(name) === 0 ? name : undefined;
       const port = url.port !== '' ? Number(url.port) : https ? 443 : 80;
-      this.#dispatcher = opts.h2 ? this.#undiciPool(opts, https, sni) : this.#h1Pool(opts, https, host, port, sni);
+      const t = opts.tls;
+      const tls = https ? { ca: t?.ca, cert: t?.cert, key: t?.key, rejectUnauthorized: t?.rejectUnauthorized ?? true } : undefined;
+      this.#client = opts.h2 || opts.client === 'undici'
+        ? new UndiciClient({ origin: this.origin, connectTimeout: opts.connectTimeout, keepAliveTimeout: opts.keepAliveTimeout, h2: opts.h2, tls, servername: sni })
+        : new H1Pool({ host, port, connectTimeout: opts.connectTimeout, keepAliveTimeout: opts.keepAliveTimeout, tls: tls === undefined ? undefined : { ...tls, servername: sni } });
       this.#connectKey = key;
       // In-flight requests on the old pool finish; it closes once they have.
       if (old !== undefined) void old.close().catch(() => {});
     }
-    return this.#dispatcher;
-  }
-
-  #h1Pool(opts: TargetConnectOptions, https: boolean, host: string, port: number, sni: string | undefined): UpstreamClient {
-    const tls = opts.tls;
-    return new H1Pool({
-      host,
-      port,
-      connectTimeout: opts.connectTimeout,
-      keepAliveTimeout: opts.keepAliveTimeout,
-      tls: https ? { servername: sni, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true } : undefined,
-    });
-  }
-
-  #undiciPool(opts: TargetConnectOptions, https: boolean, sni: string | undefined): UpstreamClient {
-    const tls = https ? opts.tls : undefined;
-    const connector = buildConnector({
-      timeout: opts.connectTimeout,
-      ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
-      allowH2: opts.h2,
-      // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
-      ...(opts.h2 ? (https ? { preferH2: true } : { useH2c: true }) : {}),
-    } as BuildConnector.BuildOptions);
-    return new UndiciPool(this.origin, {
-      connect: (o, cb) => connector({ ...o, servername: sni }, cb),
-      keepAliveTimeout: opts.keepAliveTimeout,
-      // Timeouts are set per request (pool timeouts); these are only the defaults.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      allowH2: opts.h2,
-    }) as UpstreamClient;
-  }
-
-  /**
-   * The TLS name requests to this target carry (undici re-keys connections when it changes
-   * between requests, so it must be constant per target); undefined for http:// targets.
-   */
-  get servername(): string | undefined {
-    return this.#servername;
+    return this.#client;
   }
 
   /** Closes the connection pool gracefully (in-flight requests finish); resolves when closed. */
   async close(): Promise<void> {
     this.#clearEjection();
-    const d = this.#dispatcher;
-    this.#dispatcher = undefined;
+    const d = this.#client;
+    this.#client = undefined;
     if (d !== undefined) await d.close().catch(() => {});
   }
 }

@@ -5,11 +5,11 @@ import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { coded } from '../client.ts';
 import { ChunkedDecoder, badResponse, parseHead } from './parse.ts';
 import type { ResponseHead } from './parse.ts';
 import type { H1PoolOptions } from './pool.ts';
-import { IDEMPOTENT_METHODS } from '../methods.ts';
-import { Upload, coded } from './request.ts';
+import { Upload } from './request.ts';
 import type { H1Request, RequestConn } from './request.ts';
 
 /** What a connection needs of its pool. */
@@ -29,8 +29,7 @@ const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // An upstream's keep-alive hint is trusted minus this margin, as undici does.
 const HINT_MARGIN_MS = 1000;
-// Handlers read the raw headers from the controller; the headers object they are also given is empty.
-const NO_FIELDS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_TRAILERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * A connection's response or body-idle timer: restarted per use without a new Timeout each time
@@ -152,10 +151,11 @@ export class H1Conn implements RequestConn {
     this.#answered = false;
     this.#head = undefined;
     this.#chunked = undefined;
-    if (req.headersTimeout > 0) this.#headTimer.arm(req.headersTimeout);
-    const h = req.headers;
+    const spec = req.spec;
+    if (spec.responseTimeout > 0) this.#headTimer.arm(spec.responseTimeout);
+    const h = spec.headers;
     // Written as latin1: Node decodes header bytes as latin1, so this sends them back byte for byte.
-    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    let head = `${spec.method} ${spec.path} HTTP/1.1\r\n`;
     let length = -1;
     let hasHost = false;
     for (let i = 0; i < h.length; i += 2) {
@@ -164,11 +164,12 @@ export class H1Conn implements RequestConn {
       else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
       head += `${name}: ${h[i + 1]}\r\n`;
     }
-    if (!hasHost) head += `host: ${this.pool.options.host.includes(':') ? `[${this.pool.options.host}]` : this.pool.options.host}:${this.pool.options.port}\r\n`;
-    const body = req.body;
+    const o = this.pool.options;
+    if (!hasHost) head += `host: ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}\r\n`;
+    const body = spec.body;
     const socket = this.socket;
-    if (body === null || body === undefined) {
-      if (length === -1 && EXPECTS_BODY.has(req.method)) head += 'content-length: 0\r\n';
+    if (body === null) {
+      if (length === -1 && EXPECTS_BODY.has(spec.method)) head += 'content-length: 0\r\n';
       socket.write(head + '\r\n', 'latin1');
     } else if (Buffer.isBuffer(body)) {
       if (length === -1) head += `content-length: ${body.length}\r\n`;
@@ -177,11 +178,12 @@ export class H1Conn implements RequestConn {
       socket.write(head + '\r\n', 'latin1');
       socket.write(body);
       socket.uncork();
-      req.handler.onBodySent?.(body);
+      req.handler.onBodySent(body.length);
     } else {
       if (length === -1) head += 'transfer-encoding: chunked\r\n';
       socket.write(head + '\r\n', 'latin1');
       this.#upload = new Upload(this, req, body, length);
+      this.#upload.start();
     }
   }
 
@@ -226,6 +228,11 @@ export class H1Conn implements RequestConn {
     }
   }
 
+  /** The handler paused: no more reads until it resumes. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
   /** Continues after the handler resumed: first the bytes held back, then the socket. */
   resumeReading(): void {
     const req = this.#req;
@@ -239,13 +246,16 @@ export class H1Conn implements RequestConn {
         return;
       }
     }
+    // The held bytes may have completed the response (the connection is then idle or gone, and
+    // #complete resumed it) or paused the handler again.
     if (this.#req !== req || req === undefined || req.paused) return;
     this.socket.resume();
     // The body timer is not armed while paused; an upstream that stalls from here still times out.
-    if (this.#state === BODY && req.bodyTimeout > 0) this.#bodyTimer.arm(req.bodyTimeout);
+    if (this.#state === BODY && req.spec.idleTimeout > 0) this.#bodyTimer.arm(req.spec.idleTimeout);
   }
 
   #parse(req: H1Request, buf: Buffer, pos: number, searchFrom: number): void {
+    const handler = req.handler;
     while (this.#state === HEAD) {
       const end = buf.indexOf('\r\n\r\n', Math.max(pos, searchFrom - 3), 'latin1');
       if (end === -1) {
@@ -254,13 +264,12 @@ export class H1Conn implements RequestConn {
         return;
       }
       if (end - pos > maxHeaderSize) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
-      const head = parseHead(buf.toString('latin1', pos, end), req.method);
+      const head = parseHead(buf.toString('latin1', pos, end), req.spec.method);
       pos = end + 4;
       searchFrom = 0;
-      req.rawHeaders = head.raw;
       if (head.status < 200) {
         if (head.status === 101) throw badResponse('HPE_INVALID_STATUS', 'unexpected 101 Switching Protocols');
-        req.handler.onResponseStart?.(req, head.status, NO_FIELDS, head.reason);
+        handler.onInterim(head.status, head.raw);
         if (req.done || req.aborted) return;
         continue;
       }
@@ -268,7 +277,7 @@ export class H1Conn implements RequestConn {
       this.#state = BODY;
       this.#remaining = head.length;
       if (head.framing === 'chunked') this.#chunked = new ChunkedDecoder(maxHeaderSize);
-      req.handler.onResponseStart?.(req, head.status, NO_FIELDS, head.reason);
+      handler.onHeaders(head.status, head.reason, head.raw);
       if (req.done || req.aborted) return;
     }
     const head = this.#head!;
@@ -282,8 +291,7 @@ export class H1Conn implements RequestConn {
         this.#remaining -= n;
         const data = buf.subarray(pos, pos + n);
         pos += n;
-        req.final = this.#remaining === 0;
-        req.handler.onResponseData?.(req, data);
+        handler.onData(data, this.#remaining === 0);
         if (req.done || req.aborted) return;
         if (this.#remaining === 0) {
           this.#complete(req, buf.length > pos, undefined);
@@ -292,7 +300,7 @@ export class H1Conn implements RequestConn {
       } else if (head.framing === 'chunked') {
         const decoder = this.#chunked!;
         pos = decoder.feed(buf, pos, (data) => {
-          req.handler.onResponseData?.(req, data);
+          handler.onData(data, false);
           return !req.done && !req.aborted && !req.paused;
         });
         if (req.done || req.aborted) return;
@@ -301,20 +309,20 @@ export class H1Conn implements RequestConn {
           return;
         }
       } else {
-        req.handler.onResponseData?.(req, buf.subarray(pos));
+        handler.onData(buf.subarray(pos), false);
         pos = buf.length;
         if (req.done || req.aborted) return;
       }
     }
     // Paused with bytes left: hold them until resume.
     if (pos < buf.length) this.#pending = buf.subarray(pos);
-    if (req.bodyTimeout > 0) this.#bodyTimer.arm(req.bodyTimeout);
+    if (req.spec.idleTimeout > 0) this.#bodyTimer.arm(req.spec.idleTimeout);
   }
 
   #complete(req: H1Request, extraBytes: boolean, trailers: Record<string, string> | undefined): void {
     const head = this.#head!;
     // The upstream answered before the whole body was sent: the connection is not reusable.
-    const uploading = this.#detach(req, false);
+    const uploading = this.#detach(req);
     let reusable = head.keepAlive && !extraBytes && !uploading;
     if (reusable) {
       const hint = head.keepAliveHint;
@@ -322,44 +330,54 @@ export class H1Conn implements RequestConn {
       reusable = keep > 0;
       this.expires = Date.now() + keep;
     }
-    if (req.paused) this.socket.resume();
+    // Whoever paused the socket (a handler, possibly one that resumed while held bytes were being
+    // replayed), an idle connection reads again: it must see the upstream's close or stray bytes,
+    // and the next request must not start on a paused socket.
+    if (this.socket.isPaused()) this.socket.resume();
     this.#served++;
     this.pool.released(this, reusable);
-    req.handler.onResponseEnd?.(req, trailers ?? NO_FIELDS);
+    req.handler.onEnd(trailers ?? NO_TRAILERS);
   }
 
   /**
-   * Ends `req`'s time on this connection and stops its upload (destroying the body stream when
-   * `failed` or unsent). Returns true when the body was still being sent.
+   * Ends `req`'s time on this connection: its timers, its held bytes, its upload (detached, the
+   * body stream left to its owner). Returns true when the body was still being sent.
    */
-  #detach(req: H1Request, failed: boolean): boolean {
+  #detach(req: H1Request): boolean {
     this.#state = IDLE;
     this.#req = undefined;
+    this.#pending = undefined;
+    this.#headTimer.clear();
+    this.#bodyTimer.clear();
     req.done = true;
     req.conn = undefined;
     const upload = this.#upload;
     this.#upload = undefined;
     const uploading = upload !== undefined && !upload.finished;
-    if (upload !== undefined) upload.stop(failed || uploading);
+    if (upload !== undefined) upload.stop();
     return uploading;
   }
 
   /**
    * A kept-alive connection the upstream closed just as a request went out on it (its idle
-   * timeout raced the request): nothing of a response came back, so an idempotent request with
-   * a body that can be sent again is sent once more on a new connection, unseen by the handler.
-   * Browsers do the same (RFC 9110 §9.2.2); a POST is never replayed this way. Returns true when
-   * the request was handed over.
+   * timeout raced the request): nothing of a response came back, so a request the caller marked
+   * `replayable` (an idempotent method with a body that can be sent again, and a retry left) is
+   * sent once more on a new connection; the handler hears of it through onReplay, so the send is
+   * counted. Browsers do the same (RFC 9110 §9.2.2). Returns true when the request was handed over.
    */
   #staleRetry(req: H1Request, err: Error): boolean {
-    if (this.#state !== HEAD || this.#answered || this.#served === 0 || req.replayed || req.done || req.aborted) return false;
-    if (!RESET_CODES.has((err as { code?: string }).code ?? '') || !IDEMPOTENT_METHODS.has(req.method)) return false;
-    if (req.body !== null && req.body !== undefined && !Buffer.isBuffer(req.body)) return false;
+    if (!req.spec.replayable || this.#state !== HEAD || this.#answered || this.#served === 0 || req.replayed || req.done || req.aborted) return false;
+    if (!RESET_CODES.has((err as { code?: string }).code ?? '')) return false;
+    const body = req.spec.body;
+    if (body !== null && !Buffer.isBuffer(body)) return false;
     req.replayed = true;
     this.#state = IDLE;
     this.#req = undefined;
+    this.#headTimer.clear();
+    this.#bodyTimer.clear();
     req.conn = undefined;
     this.socket.destroy();
+    req.handler.onReplay();
     // Handed over before this connection is released, so a pool that is closing still counts it.
     this.pool.redispatch(req);
     this.pool.released(this, false);
@@ -369,11 +387,11 @@ export class H1Conn implements RequestConn {
   /** Ends the request with an error and closes the connection. */
   fail(req: H1Request, err: Error): void {
     if (this.#req !== req || req.done) return;
-    this.#detach(req, true);
+    this.#detach(req);
     this.socket.destroy();
     this.pool.released(this, false);
-    // Never re-enter the handler from inside one of its own calls (abort in onResponseStart).
-    queueMicrotask(() => req.handler.onResponseError?.(req, err));
+    // Never re-enter the handler from inside one of its own calls (abort in onHeaders).
+    queueMicrotask(() => req.handler.onError(err));
   }
 
   #onEnd(): void {
@@ -382,7 +400,7 @@ export class H1Conn implements RequestConn {
       // The close ends the body: bytes held back by a pause are passed on now, not dropped.
       const held = this.#pending;
       this.#pending = undefined;
-      if (held !== undefined) req.handler.onResponseData?.(req, held);
+      if (held !== undefined) req.handler.onData(held, false);
       if (!req.done && !req.aborted) this.#complete(req, false, undefined);
       return;
     }

@@ -111,10 +111,16 @@ export function parseHead(text: string, method: string): ResponseHead {
   if (te !== undefined && length !== -1) {
     throw badResponse('HPE_UNEXPECTED_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
   }
+  // RFC 9112 §6.1: chunked is the only transfer coding waygate decodes. Any other ("gzip, chunked",
+  // "gzip") would reach the client de-chunked but still encoded, with nothing declaring it (the
+  // field is hop-by-hop): refused, as nginx does. "chunked, chunked" is refused too (RFC 9112 §6.1:
+  // a sender MUST NOT apply chunked more than once).
+  if (te !== undefined && (te.length !== 1 || te[0] !== 'chunked')) {
+    throw badResponse('HPE_INVALID_TRANSFER_ENCODING', `unsupported transfer coding "${te.join(', ').slice(0, 40)}"`);
+  }
   let framing: Framing;
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) framing = 'none';
-  // Chunked as the final coding delimits the body; any other coding list runs to the close.
-  else if (te !== undefined) framing = te.at(-1) === 'chunked' ? 'chunked' : 'close';
+  else if (te !== undefined) framing = 'chunked';
   else if (length !== -1) framing = 'length';
   else framing = 'close';
   if (framing === 'close') keepAlive = false;

@@ -1,76 +1,59 @@
-// One request on waygate's HTTP/1.1 upstream client (h1-pool.ts): its state, the controller its
+// One request on waygate's HTTP/1.1 upstream client (pool.ts): its state, the controller its
 // handler pauses, resumes or aborts it with, and the sending of a streamed body.
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
-
-/** An error with an undici-style code, which the forwarder maps to a status and a retry rule. */
-export function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-function ignore(): void {}
+import { coded } from '../client.ts';
+import type { UpstreamController, UpstreamHandler, UpstreamRequest } from '../client.ts';
 
 /** What a request and its upload need of the connection carrying them (H1Conn). */
 export interface RequestConn {
   readonly socket: Socket;
   /** Ends the request with an error and closes the connection. */
   fail(req: H1Request, err: Error): void;
+  /** Stops reading the response (the handler paused). */
+  pauseReading(): void;
   /** Continues reading after the handler resumed. */
   resumeReading(): void;
   /** Body bytes went out (the response timeout counts from the last of them). */
   uploaded(): void;
 }
 
-/** One request: its state, and the controller the handler pauses, resumes or aborts it with. */
-export class H1Request implements Dispatcher.DispatchController {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: string[];
-  readonly body: Buffer | Readable | null;
-  readonly headersTimeout: number;
-  readonly bodyTimeout: number;
-  readonly handler: Dispatcher.DispatchHandler;
+/** One request: its state, and the controller the handler steers it with. */
+export class H1Request implements UpstreamController {
+  readonly spec: UpstreamRequest;
+  readonly handler: UpstreamHandler;
   conn: RequestConn | undefined;
   aborted = false;
   paused = false;
+  /** Ended (completed or failed): no call reaches the handler any more. */
   done = false;
-  reason: Error | null = null;
-  rawHeaders: string[] | undefined;
-  /**
-   * True while onResponseData gets the body's last bytes and onResponseEnd follows in the same
-   * call stack: the handler may hold the chunk and send it with the end (one write, not two).
-   */
-  final = false;
   /** Already sent again after a kept-alive connection closed under it (H1Conn#staleRetry). */
   replayed = false;
 
-  constructor(method: string, path: string, headers: string[], body: Buffer | Readable | null, headersTimeout: number, bodyTimeout: number, handler: Dispatcher.DispatchHandler) {
-    this.method = method;
-    this.path = path;
-    this.headers = headers;
-    this.body = body;
-    this.headersTimeout = headersTimeout;
-    this.bodyTimeout = bodyTimeout;
+  constructor(spec: UpstreamRequest, handler: UpstreamHandler) {
+    this.spec = spec;
     this.handler = handler;
   }
 
   abort(reason: Error): void {
     if (this.done || this.aborted) return;
     this.aborted = true;
-    this.reason = reason;
     const conn = this.conn;
     if (conn !== undefined) conn.fail(this, reason);
-    // Not yet on a connection (aborted in onRequestStart): report it all the same.
-    else {
-      this.done = true;
-      queueMicrotask(() => this.handler.onResponseError?.(this, reason));
-    }
+    else this.failDetached(reason);
+  }
+
+  /** Ends a request that is on no connection (refused before one, or aborted in onStart). */
+  failDetached(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    // The contract: onError never runs inside request(), abort() or another handler call.
+    queueMicrotask(() => this.handler.onError(err));
   }
 
   pause(): void {
     this.paused = true;
-    this.conn?.socket.pause();
+    this.conn?.pauseReading();
   }
 
   resume(): void {
@@ -80,7 +63,10 @@ export class H1Request implements Dispatcher.DispatchController {
   }
 }
 
-/** Sends a request body stream: Content-Length as declared, or chunked; with backpressure. */
+/**
+ * Sends a request body stream: Content-Length as declared, or chunked; with backpressure. The
+ * stream is the caller's (forward/body.ts owns it): stop() detaches and leaves it to its owner.
+ */
 export class Upload {
   readonly #conn: RequestConn;
   readonly #req: H1Request;
@@ -94,11 +80,21 @@ export class Upload {
     this.#req = req;
     this.#stream = stream;
     this.#length = length;
+  }
+
+  /** Starts reading the stream; a stream that already failed or ended is handled at once. */
+  start(): void {
+    const stream = this.#stream;
+    if (stream.errored !== null || stream.destroyed) {
+      this.#conn.fail(this.#req, stream.errored ?? coded('UND_ERR_ABORTED', 'the request body stream was destroyed'));
+      return;
+    }
     stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
-    conn.socket.on('drain', this.#onDrain);
-    if (stream.isPaused()) stream.resume();
+    this.#conn.socket.on('drain', this.#onDrain);
+    if (stream.readableEnded) this.#onEnd();
+    else if (stream.isPaused()) stream.resume();
   }
 
   #onData = (chunk: Buffer): void => {
@@ -118,7 +114,7 @@ export class Upload {
     } else {
       ok = socket.write(chunk);
     }
-    this.#req.handler.onBodySent?.(chunk);
+    this.#req.handler.onBodySent(chunk.length);
     this.#conn.uploaded();
     if (!ok) this.#stream.pause();
   };
@@ -128,6 +124,7 @@ export class Upload {
   };
 
   #onEnd = (): void => {
+    if (this.finished) return;
     if (this.#length !== -1 && this.#sent !== this.#length) {
       this.#conn.fail(this.#req, coded('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body shorter than its Content-Length'));
       return;
@@ -141,17 +138,14 @@ export class Upload {
     this.#conn.fail(this.#req, err);
   };
 
-  /** Detaches from the stream; destroys it when it was not sent to its end. */
-  stop(destroy: boolean): void {
+  /** Detaches from the stream and the socket; the stream stays as it is, for its owner. */
+  stop(): void {
     const stream = this.#stream;
     stream.off('data', this.#onData);
     stream.off('end', this.#onEnd);
     stream.off('error', this.#onError);
-    // The client's side may still destroy the stream with an error (a client gone mid-upload):
-    // it is this request's end, already handled, and must not surface as an uncaught error.
-    stream.on('error', ignore);
     this.#conn.socket.off('drain', this.#onDrain);
-    if (destroy && !stream.destroyed) stream.destroy();
+    // A half-sent stream is left paused: nothing reads it until its owner decides.
+    if (!this.finished && !stream.destroyed) stream.pause();
   }
 }
-

@@ -27,15 +27,27 @@ describe('parseHead', () => {
     expect(parseHead('HTTP/1.1 204\r\nX-A: 1', 'GET')).toMatchObject({ status: 204, reason: '', framing: 'none' });
   });
 
-  test('framing: chunked as the final coding, other codings to the close, none for HEAD, 1xx, 204 and 304', () => {
-    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked', 'GET').framing).toBe('chunked');
-    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked', 'GET').framing).toBe('chunked');
-    const gz = parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip', 'GET');
-    expect(gz).toMatchObject({ framing: 'close', keepAlive: false });
+  test('framing: chunked when it is the one coding, the close without any, none for HEAD, 1xx, 204 and 304', () => {
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked', 'GET').framing).toBe('chunked');
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked ', 'GET').framing).toBe('chunked');
     expect(parseHead('HTTP/1.1 200 OK', 'GET')).toMatchObject({ framing: 'close', keepAlive: false });
     expect(parseHead('HTTP/1.1 200 OK\r\nContent-Length: 10', 'HEAD').framing).toBe('none');
     expect(parseHead('HTTP/1.1 103 Early Hints\r\nLink: </a.css>', 'GET').framing).toBe('none');
     expect(parseHead('HTTP/1.1 304 Not Modified\r\nContent-Length: 10', 'GET').framing).toBe('none');
+  });
+
+  // Issue 12, defect 4: "gzip, chunked" reached the client de-chunked as gzip bytes with nothing
+  // declaring them. Any transfer coding but one chunked is a bad response (502), as in nginx.
+  test.each([
+    ['gzip, chunked'],
+    ['gzip'],
+    ['chunked, gzip'],
+    ['identity, chunked'],
+    ['chunked, chunked'],
+    ['chunked\r\nTransfer-Encoding: chunked'],
+    ['x-custom'],
+  ])('Transfer-Encoding: %s is refused', (te) => {
+    expect(() => parseHead(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}`, 'GET')).toThrow(expect.objectContaining({ code: 'HPE_INVALID_TRANSFER_ENCODING' }));
   });
 
   test('connection: close, HTTP/1.0 without keep-alive, and the Keep-Alive timeout hint', () => {

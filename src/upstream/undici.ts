@@ -1,0 +1,234 @@
+// undici adapted to waygate's UpstreamClient (client.ts): the client of `h2: true` pools (HTTP/2
+// over ALPN, or h2c) and of `client: undici` pools (the fallback for the builtin HTTP/1.1 client).
+// Only undici's public exports are used. Its index also loads fetch, web streams, the cache and
+// WebSocket (about 5 MB), so it is loaded the first time a pool needs it (loadUndici), not at start.
+import { createRequire } from 'node:module';
+import type * as UndiciModule from 'undici';
+import type { Dispatcher } from 'undici';
+import { coded } from './client.ts';
+import type { UpstreamClient, UpstreamController, UpstreamHandler, UpstreamRequest } from './client.ts';
+
+const require = createRequire(import.meta.url);
+let undici: typeof UndiciModule | undefined;
+
+/** Loads undici on first use (a synchronous require of its CommonJS index); later calls are free. */
+export function loadUndici(): typeof UndiciModule {
+  undici ??= require('undici') as typeof UndiciModule;
+  return undici;
+}
+
+/** How an undici pool reaches its target. */
+export interface UndiciClientOptions {
+  /** scheme://host:port */
+  origin: string;
+  connectTimeout: number;
+  keepAliveTimeout: number;
+  /** Speak HTTP/2: ALPN h2 for https://, prior knowledge (h2c) for http://. */
+  h2: boolean;
+  /** For https:// targets (file contents, not paths). */
+  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
+  /** SNI, and the name the certificate must carry; undefined for an IP target (checked against the IP). */
+  servername: string | undefined;
+}
+
+/** A connection pool to one target, on undici. */
+export class UndiciClient implements UpstreamClient {
+  readonly #pool: Dispatcher;
+  readonly #servername: string | undefined;
+  /** Requests not yet ended for their handlers. */
+  #live = 0;
+  /** Set by close(): called when the last live request ends. */
+  #idle: (() => void) | undefined;
+
+  constructor(o: UndiciClientOptions) {
+    const { Pool, buildConnector } = loadUndici();
+    const tls = o.tls;
+    const connector = buildConnector({
+      timeout: o.connectTimeout,
+      ...(tls === undefined ? {} : { ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key }),
+      allowH2: o.h2,
+      // An h2 pool offers h2 first; h2c is HTTP/2 with prior knowledge over plain TCP.
+      ...(o.h2 ? (tls !== undefined ? { preferH2: true } : { useH2c: true }) : {}),
+    } as UndiciModule.buildConnector.BuildOptions);
+    const sni = o.servername;
+    this.#servername = sni;
+    this.#pool = new Pool(o.origin, {
+      // The certificate is checked against the configured name, never the client's Host header
+      // (which undici would otherwise derive SNI from).
+      connect: (opts, cb) => connector({ ...opts, servername: sni } as UndiciModule.buildConnector.Options, cb),
+      keepAliveTimeout: o.keepAliveTimeout,
+      // Timeouts are set per request; these are only the defaults.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      allowH2: o.h2,
+    });
+  }
+
+  request(spec: UpstreamRequest, handler: UpstreamHandler): void {
+    this.#live++;
+    const bridge = new Bridge(handler, this.#ended);
+    handler.onStart(bridge);
+    if (bridge.aborted) return;
+    try {
+      this.#pool.dispatch(
+        {
+          path: spec.path,
+          method: spec.method as Dispatcher.HttpMethod,
+          headers: spec.headers as string[],
+          body: spec.body,
+          headersTimeout: spec.responseTimeout,
+          bodyTimeout: spec.idleTimeout,
+          // Retries and replays are waygate's decision (SPEC §4): undici never sends a request twice.
+          idempotent: false,
+          // Accepted by undici's Request though missing from its DispatchOptions type; it must be
+          // constant per pool, or undici re-keys its connections.
+          servername: this.#servername,
+        } as Dispatcher.DispatchOptions,
+        bridge,
+      );
+    } catch (err) {
+      bridge.fail(err as Error);
+    }
+  }
+
+  #ended = (): void => {
+    if (--this.#live === 0) this.#idle?.();
+  };
+
+  /**
+   * Lets the requests in flight end, then closes. undici's own close() also waits for requests
+   * its handlers already gave up on (an abort while undici still connects cannot reach undici
+   * until the connect ends, up to the connect timeout): once every request has ended for its
+   * handler, what is left is destroyed.
+   */
+  close(): Promise<void> {
+    const pool = this.#pool;
+    // Settles either way once destroy() runs; never left to reject unheard.
+    const closed = pool.close().catch(() => {});
+    if (this.#live === 0) return pool.destroy();
+    return Promise.race([closed, new Promise<void>((resolve) => (this.#idle = resolve)).then(() => pool.destroy())]);
+  }
+}
+
+/** Joins repeated trailer fields into one value each (RFC 9110 §5.3). */
+function flatTrailers(t: Record<string, string | string[] | undefined> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (t === undefined) return out;
+  for (const [name, value] of Object.entries(t)) {
+    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+/** Headers as undici reports them (a raw array over HTTP/1.1, an object over HTTP/2) as flat latin1 strings, without pseudo-headers. */
+function flatHeaders(controller: Dispatcher.DispatchController, parsed: Record<string, string | string[] | undefined>): string[] {
+  const raw = (controller as { rawHeaders?: (Buffer | string)[] }).rawHeaders;
+  if (Array.isArray(raw)) return raw.map((v) => (typeof v === 'string' ? v : v.toString('latin1')));
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(parsed)) {
+    if (value === undefined || name.charCodeAt(0) === 58) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+/**
+ * RFC 9112 §6.1: chunked is the only transfer coding that frames a body; any other (`gzip,
+ * chunked`) would reach the client decoded of its chunks but still encoded, with nothing declaring
+ * it. Refused as nginx does, and as the builtin client's parser does, so both clients agree (one
+ * field holding exactly `chunked`).
+ */
+function badTransferCoding(flat: readonly string[]): boolean {
+  let seen = 0;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i].length !== 17 || flat[i].toLowerCase() !== 'transfer-encoding') continue;
+    if (++seen > 1 || flat[i + 1].trim().toLowerCase() !== 'chunked') return true;
+  }
+  return false;
+}
+
+/**
+ * One request between undici's handler interface and waygate's: the controller is ours from the
+ * start (undici hands out its own only once a connection takes the request), so an abort while
+ * undici still connects ends the request for the handler at once.
+ */
+class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
+  readonly #handler: UpstreamHandler;
+  readonly #ended: () => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #reason: Error | undefined;
+  #done = false;
+  aborted = false;
+
+  /** `ended` is called once, when the request ends for the handler. */
+  constructor(handler: UpstreamHandler, ended: () => void) {
+    this.#handler = handler;
+    this.#ended = ended;
+  }
+
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  abort(reason: Error): void {
+    if (this.aborted || this.#done) return;
+    this.aborted = true;
+    this.#reason = reason;
+    const c = this.#controller;
+    if (c !== undefined && !c.aborted) c.abort(reason);
+    this.fail(reason);
+  }
+
+  /** Ends the request for the handler with `err`, once, never inside the caller's own call. */
+  fail(err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#ended();
+    queueMicrotask(() => this.#handler.onError(err));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.aborted) controller.abort(this.#reason!);
+  }
+
+  onBodySent(chunk: Buffer): void {
+    if (!this.#done) this.#handler.onBodySent(chunk.length);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, reason?: string): void {
+    if (this.#done) return;
+    const flat = flatHeaders(controller, headers);
+    if (status < 200) {
+      this.#handler.onInterim(status, flat);
+      return;
+    }
+    if (badTransferCoding(flat)) {
+      const err = coded('HPE_INVALID_TRANSFER_ENCODING', 'upstream response with a transfer coding other than chunked');
+      controller.abort(err);
+      this.fail(err);
+      return;
+    }
+    this.#handler.onHeaders(status, reason ?? '', flat);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#done) this.#handler.onData(chunk, false);
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#ended();
+    this.#handler.onEnd(flatTrailers(trailers));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+}
