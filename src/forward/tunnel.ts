@@ -182,6 +182,9 @@ export class Tunnel {
     socket.on('timeout', () => this.#destroyAll());
     // The listener's timeouts (headers, keep-alive) are not this session's: it sets its own.
     socket.setTimeout(0);
+    // Messages are small and latency-bound: Nagle's algorithm would hold a write back for the
+    // peer's delayed ACK (~40 ms on Linux), which the HTTPS listener's sockets otherwise get.
+    socket.setNoDelay(true);
     c.tunnels?.add(socket);
     if (c.head.length > 0) this.#hold(c.head);
   }
@@ -387,7 +390,9 @@ export class Tunnel {
       this.#bytesOut += chunk.length;
       if (!res.write(chunk)) body.pause();
     });
-    res.on('drain', () => body.resume());
+    // The socket's own 'drain': node:http took its listener that would re-emit it on `res`
+    // away when it handed the socket over.
+    this.#client.on('drain', () => body.resume());
     body.on('end', () => res.end());
   }
 

@@ -77,33 +77,41 @@ function rawClient(port: number, path: string, o: { extra?: Buffer; headers?: st
   const req = `GET ${path} HTTP/1.1\r\nHost: t.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n${o.headers ?? ''}\r\n`;
   socket.write(o.extra === undefined ? req : Buffer.concat([Buffer.from(req, 'latin1'), o.extra]));
   let buf = Buffer.alloc(0);
-  let body = Buffer.alloc(0);
+  // Kept as chunks, joined when asked: 16 MiB in 64 KiB reads must not be copied 256 times.
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const body = (): Buffer => {
+    if (chunks.length > 1) chunks.splice(0, chunks.length, Buffer.concat(chunks));
+    return chunks[0] ?? Buffer.alloc(0);
+  };
   let headDone = false;
   let resolveHead!: (h: string) => void;
   const head = new Promise<string>((r) => (resolveHead = r));
   const waiters: { n: number; r: (b: Buffer) => void }[] = [];
   const check = (): void => {
-    for (const w of waiters.splice(0)) (body.length >= w.n ? w.r(body) : waiters.push(w));
+    for (const w of waiters.splice(0)) (length >= w.n ? w.r(body()) : waiters.push(w));
+  };
+  const add = (chunk: Buffer): void => {
+    if (chunk.length === 0) return;
+    chunks.push(chunk);
+    length += chunk.length;
+    check();
   };
   socket.on('data', (chunk: Buffer) => {
-    if (headDone) {
-      body = Buffer.concat([body, chunk]);
-      return check();
-    }
+    if (headDone) return add(chunk);
     buf = Buffer.concat([buf, chunk]);
     const end = buf.indexOf('\r\n\r\n');
     if (end === -1) return;
     headDone = true;
     resolveHead(buf.subarray(0, end).toString('latin1'));
-    body = buf.subarray(end + 4);
-    check();
+    add(buf.subarray(end + 4));
   });
   const closed = new Promise<void>((r) => socket.once('close', () => r()));
   const ended = new Promise<Buffer>((r) => {
-    socket.once('end', () => r(body));
-    socket.once('close', () => r(body));
+    socket.once('end', () => r(body()));
+    socket.once('close', () => r(body()));
   });
-  return { socket, head, body: () => body, bytes: (n) => new Promise((r) => (waiters.push({ n, r }), check())), ended, closed };
+  return { socket, head, body, bytes: (n) => new Promise((r) => (waiters.push({ n, r }), check())), ended, closed };
 }
 
 /** The 101 a raw upstream sends for `head`, with `extra` header lines. */
@@ -112,12 +120,33 @@ function switching(head: string, extra = ''): string {
 }
 
 /** Polls `check` until it holds (counters that have no event of their own); fails after `ms`. */
-async function settles(check: () => boolean, ms = 5000): Promise<void> {
+async function settles(check: () => boolean, ms = 5000, every = 10): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) throw new Error('condition did not settle in time');
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, every));
   }
+}
+
+/** Resolves with `p`, or fails after `ms` naming `what` (a stalled relay fails fast and clearly). */
+function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Waits until `length()` is above 0 and unchanged between two looks `every` ms apart. */
+async function steady(length: () => number, every = 200): Promise<number> {
+  let last = -1;
+  await settles(() => {
+    const now = length();
+    const same = now > 0 && now === last;
+    last = now;
+    return same;
+  }, 10_000, every);
+  return last;
 }
 
 /** Lower-cased header map of a raw response head. */
@@ -137,6 +166,12 @@ describe('the tunnel, from raw sockets', () => {
   let echo: RawServer;
   let refuse: RawServer;
   let cut: RawServer;
+  let bigRefuse: RawServer;
+  let bigSocket: Socket | undefined;
+  let flood: RawServer;
+  let floodSocket: Socket | undefined;
+  let sinkSocket: Socket | undefined;
+  const bigBody = randomBytes(16 * 1024 * 1024);
   let hold: RawServer;
   let halfClose: RawServer;
   let bye: RawServer;
@@ -165,6 +200,24 @@ describe('the tunnel, from raw sockets', () => {
     cut = await rawServer((socket) => {
       socket.write('HTTP/1.1 401 Unauthorized\r\nContent-Length: 1000\r\n\r\n0123456789', () => socket.resetAndDestroy());
     });
+    // A refusal with a body far larger than every buffer on the way.
+    bigRefuse = await rawServer((socket) => {
+      bigSocket = socket;
+      socket.write(`HTTP/1.1 403 Forbidden\r\nContent-Length: ${bigBody.length}\r\n\r\n`);
+      socket.write(bigBody);
+    });
+    // After its 101, floods the client with 16 MiB; or (`/sink`) reads nothing until told to.
+    flood = await rawServer((socket, head) => {
+      socket.write(switching(head));
+      if (head.startsWith('GET /sink')) {
+        sinkSocket = socket;
+        socket.pause();
+        return;
+      }
+      floodSocket = socket;
+      socket.write(bigBody);
+      socket.on('end', () => socket.end());
+    });
     // Never answers.
     hold = await rawServer(() => {});
     // Accepts; after the client's FIN sends a last frame, then its own FIN.
@@ -181,13 +234,15 @@ describe('the tunnel, from raw sockets', () => {
     bye = await rawServer((socket, head) => {
       socket.end(Buffer.concat([Buffer.from(switching(head), 'latin1'), greeting]));
     });
-    servers.push(echo, refuse, cut, hold, halfClose, bye);
+    servers.push(echo, refuse, cut, bigRefuse, flood, hold, halfClose, bye);
     dead = await closedPort();
     gw = await startGateway(`
 pools:
   echo: { targets: ["${echo.url}"] }
   refuse: { targets: ["${refuse.url}"] }
   cut: { targets: ["${cut.url}"] }
+  big: { targets: ["${bigRefuse.url}"] }
+  flood: { targets: ["${flood.url}"] }
   hold: { targets: ["${hold.url}"], timeouts: { response: 60s } }
   half: { targets: ["${halfClose.url}"] }
   bye: { targets: ["${bye.url}"] }
@@ -200,6 +255,9 @@ routes:
     responseHeaders: { set: { x-route: echo, connection: close }, remove: [upgrade, x-powered-by] }
   - { name: refuse, match: { path: /refuse }, pool: refuse, responseHeaders: { set: { x-route: refuse } } }
   - { name: cut, match: { path: /cut }, pool: cut }
+  - { name: big, match: { path: /big }, pool: big }
+  - { name: flood, match: { path: /flood }, pool: flood }
+  - { name: sink, match: { path: /sink }, pool: flood }
   - { name: hold, match: { path: /hold }, pool: hold }
   - { name: half, match: { path: /half }, pool: half }
   - { name: bye, match: { path: /bye }, pool: bye }
@@ -279,6 +337,53 @@ routes:
     await settles(() => target('cut').inFlight === 0);
   });
 
+  test('a refusal body is relayed with backpressure: a client that stops reading holds the upstream back, then gets every byte', async () => {
+    const c = rawClient(port(), '/big');
+    c.socket.pause();
+    // With backpressure the upstream is left holding most of its 16 MiB; without, waygate would
+    // have read it all into memory and the upstream's buffer would run empty.
+    expect(await steady(() => bigSocket?.writableLength ?? 0)).toBeGreaterThan(bigBody.length / 2);
+    c.socket.resume();
+    const head = await c.head;
+    expect(head).toMatch(/^HTTP\/1\.1 403 /);
+    const body = await within(c.ended, 'the rest of the refusal');
+    expect(body.length).toBe(bigBody.length);
+    expect(body.equals(bigBody)).toBe(true);
+    await c.closed;
+    await settles(() => target('big').inFlight === 0);
+  });
+
+  test('tunnel bytes flow with backpressure both ways: a side that stops reading holds the other back', async () => {
+    // Upstream → client.
+    const c = rawClient(port(), '/flood');
+    await c.head;
+    c.socket.pause();
+    expect(await steady(() => floodSocket?.writableLength ?? 0)).toBeGreaterThan(bigBody.length / 2);
+    c.socket.resume();
+    expect((await within(c.bytes(bigBody.length), 'the flood')).equals(bigBody)).toBe(true);
+    c.socket.end();
+    await c.closed;
+
+    // Client → upstream: the client's writes back up into its own buffer.
+    const d = rawClient(port(), '/sink');
+    await d.head;
+    d.socket.write(bigBody);
+    expect(await steady(() => d.socket.writableLength)).toBeGreaterThan(bigBody.length / 2);
+    const got: Buffer[] = [];
+    let n = 0;
+    const all = new Promise<void>((r) => sinkSocket!.on('data', (chunk: Buffer) => {
+      got.push(chunk);
+      n += chunk.length;
+      if (n >= bigBody.length) r();
+    }));
+    sinkSocket!.resume();
+    await within(all, 'the upload');
+    expect(Buffer.concat(got).equals(bigBody)).toBe(true);
+    d.socket.destroy();
+    await d.closed;
+    await settles(() => target('flood').inFlight === 0 && flood.open.size === 0);
+  });
+
   test('a client that closes during the handshake releases the target at once and closes the upstream connection', async () => {
     const before = hold.accepted;
     const failures = target('hold').failures;
@@ -343,8 +448,8 @@ routes:
   });
 
   test('no socket is left open on either side', async () => {
-    await settles(() => [echo, refuse, cut, hold, halfClose, bye].every((s) => s.open.size === 0));
-    for (const name of ['echo', 'refuse', 'cut', 'hold', 'half', 'bye', 'noretry']) expect(target(name).inFlight, name).toBe(0);
+    await settles(() => [echo, refuse, cut, bigRefuse, flood, hold, halfClose, bye].every((s) => s.open.size === 0));
+    for (const name of ['echo', 'refuse', 'cut', 'big', 'flood', 'hold', 'half', 'bye', 'noretry']) expect(target(name).inFlight, name).toBe(0);
   });
 });
 
