@@ -49,6 +49,15 @@ describe('routes file errors name file, line, column, key path and what was expe
     ]);
   });
 
+  it('client: an unknown value is listed with the choices; builtin with h2 says why not', () => {
+    expect(errors(...POOLS, '    client: curl')).toEqual([
+      'routes/shop.yaml:4:13 pools.catalog.client: expected one of builtin, undici, got "curl"',
+    ]);
+    expect(errors(...POOLS, '    h2: true', '    client: builtin')).toEqual([
+      'routes/shop.yaml:5:13 pools.catalog.client: the builtin client speaks HTTP/1.1 only; an h2 pool is served by undici (remove "client" or set it to "undici")',
+    ]);
+  });
+
   it('a bad weight in a target object points at the weight', () => {
     expect(errors('pools:', '  catalog:', '    targets:', '      - url: http://127.0.0.1:1', '        weight: 0')).toEqual([
       'routes/shop.yaml:5:17 pools.catalog.targets[0].weight: must be at least 1',

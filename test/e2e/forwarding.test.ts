@@ -6,55 +6,56 @@ import type { TestGateway, Upstream } from '../helpers.ts';
 let up: Upstream;
 let gw: TestGateway;
 
-beforeAll(async () => {
-  up = await startUpstream((req, res) => {
-    if (req.url === '/hop') {
-      // An upstream that sends hop-by-hop fields that must not reach the client.
-      res.writeHead(200, [
-        'connection', 'keep-alive, x-upstream-private',
-        'keep-alive', 'timeout=5',
-        'x-upstream-private', 'secret',
-        'proxy-authenticate', 'Basic',
-        'x-request-id', 'upstream-made-this-up',
-        'set-cookie', 'a=1',
-        'set-cookie', 'b=2',
-        'content-length', '2',
-      ]);
-      res.end('ok');
-      return;
-    }
-    if (req.url?.startsWith('/bytes/')) {
-      // Every byte value in turn: a body that only survives byte-exact forwarding.
-      const n = Number(req.url.slice(7));
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
-      res.end(Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256)));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
-      res.writeHead(201, { 'content-type': 'application/json', 'x-powered-by': 'upstream', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+// Both HTTP/1.1 clients (SPEC §3 `client:`) forward the same way.
+describe.each(['builtin', 'undici'])('forwarding to one target (client: %s)', (client) => {
+  beforeAll(async () => {
+    up = await startUpstream((req, res) => {
+      if (req.url === '/hop') {
+        // An upstream that sends hop-by-hop fields that must not reach the client.
+        res.writeHead(200, [
+          'connection', 'keep-alive, x-upstream-private',
+          'keep-alive', 'timeout=5',
+          'x-upstream-private', 'secret',
+          'proxy-authenticate', 'Basic',
+          'x-request-id', 'upstream-made-this-up',
+          'set-cookie', 'a=1',
+          'set-cookie', 'b=2',
+          'content-length', '2',
+        ]);
+        res.end('ok');
+        return;
+      }
+      if (req.url?.startsWith('/bytes/')) {
+        // Every byte value in turn: a body that only survives byte-exact forwarding.
+        const n = Number(req.url.slice(7));
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+        res.end(Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256)));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.writeHead(201, { 'content-type': 'application/json', 'x-powered-by': 'upstream', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    gw = await startGateway(`
+  pools:
+    app: { targets: ["${up.url}"], client: ${client} }
+  routes:
+    - name: app
+      match: { path: /* }
+      pool: app
+  `, (c) => {
+      c.trustedProxies = ['10.9.9.9/32'];
     });
   });
-  gw = await startGateway(`
-pools:
-  app: { targets: ["${up.url}"] }
-routes:
-  - name: app
-    match: { path: /* }
-    pool: app
-`, (c) => {
-    c.trustedProxies = ['10.9.9.9/32'];
+  afterAll(async () => {
+    await gw.close();
+    await up.close();
   });
-});
-afterAll(async () => {
-  await gw.close();
-  await up.close();
-});
 
-describe('forwarding to one target', () => {
   test('passes method, path, query, body and status through, keeping the original Host', async () => {
     const r = await send(`${gw.url}/items/7?x=1&y=%20z`, { method: 'POST', headers: { host: 'shop.example.com', 'content-type': 'text/plain' }, body: 'hello' });
     expect(r.status).toBe(201);
