@@ -354,8 +354,8 @@ routes:
     const target = gw.gateway.pools.get('slow')!.targets[0];
     expect(target.inFlight).toBe(1);
     c.terminate();
-    // Nothing reads the client socket before the 101, so its FIN is seen when the handshake
-    // times out (timeouts.response) at the latest.
+    // The client socket is read during the handshake, so its FIN ends the attempt at once
+    // (websocket-tunnel.test.ts shows it with a 60 s timeouts.response).
     await settles(() => target.inFlight === 0);
     const upstreamSocket = slow.handshakes[before].socket;
     const abandoned = upstreamSocket.destroyed ? Promise.resolve() : new Promise((r) => upstreamSocket.once('close', r));
