@@ -332,6 +332,7 @@ export class Gateway {
       log: this.#log,
       bodyLimits: { retryBuffer: c.limits.retryBuffer, maxBodySize: c.limits.maxBodySize, idleTimeout: c.timeouts.clientIdle },
       writeIdleTimeout: c.timeouts.clientIdle,
+      ambiguousPaths: c.security.ambiguousPaths,
       onAttempt: (pool: Pool, target: Target, err: GatewayError | undefined) => this.#attempted(pool, target, err),
       onDone: (route: string, pool: string, method: string, status: number, seconds: number) => this.#metrics.request(route, pool, method, status, seconds),
     };

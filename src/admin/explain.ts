@@ -2,18 +2,41 @@
 // chosen, every candidate rejected and the condition that failed, the rewrites, the pool and the
 // target that would be picked now and why — without sending anything or moving any state.
 import { normalizeHost } from '../router/host.ts';
-import { normalizePath } from '../router/path.ts';
+import { AMBIGUOUS_PATH, normalizePath } from '../router/path.ts';
+import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import type { Runtime } from '../route/table.ts';
 import type { ExplainQuery } from './admin.ts';
 
-/** Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400). */
-export function explainRequest(runtime: Runtime, q: ExplainQuery): Record<string, unknown> {
+// The path as a client would send it: the WHATWG parser behind `new URL` resolves `%2e%2e` and
+// turns '\' into '/' in http(s) URLs, which would hide exactly what the listener refuses.
+const RAW_PATH = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*([^?#]*)/i;
+
+/** Returns the path of `url` as written (no query or fragment), or undefined when it has none that starts with '/'. */
+function rawPathOf(url: string): string | undefined {
+  const p = RAW_PATH.exec(url)?.[1];
+  if (p === undefined) return undefined;
+  if (p === '') return '/';
+  return p.charCodeAt(0) === 47 ? p : undefined;
+}
+
+/**
+ * Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400).
+ * `ambiguousPaths`: waygate.yaml `security.ambiguousPaths`, so a refused path is reported as such.
+ */
+export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths: AmbiguousPaths = 'reject'): Record<string, unknown> {
   const url = new URL(q.url);
   const host = normalizeHost(url.host);
   if (host === undefined) throw new Error(`invalid host in ${q.url}`);
-  const norm = normalizePath(url.pathname);
-  if (!norm.ok) return { request: { method: q.method, url: q.url }, refused: `400: ${norm.reason}` };
+  const rawPath = rawPathOf(q.url) ?? url.pathname;
+  const norm = normalizePath(rawPath, ambiguousPaths);
+  if (!norm.ok) {
+    const refused: Record<string, unknown> = { request: { method: q.method, url: q.url, path: rawPath }, refused: `400: ${norm.reason}` };
+    if (norm.reason.startsWith(AMBIGUOUS_PATH)) refused.setting = 'security.ambiguousPaths: reject (waygate.yaml; "forward" would let it through)';
+    return refused;
+  }
+  // Forwarded anyway (the operator opted out): say so next to the explanation.
+  const ambiguity = ambiguousPaths === 'forward' ? normalizePath(rawPath, 'reject') : norm;
   const headers: Record<string, string> = { host: url.host };
   for (const [k, v] of q.headers) headers[k.toLowerCase()] = v;
   if (q.cookies.length > 0) headers.cookie = q.cookies.map(([k, v]) => `${k}=${v}`).join('; ');
@@ -22,6 +45,7 @@ export function explainRequest(runtime: Runtime, q: ExplainQuery): Record<string
   const { match, rejected } = runtime.router.explain(view);
   const out: Record<string, unknown> = {
     request: { method: q.method, host, path: norm.path, query },
+    ...(ambiguity.ok ? {} : { ambiguous: `${ambiguity.reason}; forwarded because security.ambiguousPaths is forward` }),
     route: match?.name ?? null,
     pattern: match?.pattern.source ?? null,
     params: match?.params ?? {},

@@ -9,6 +9,8 @@ import { duration, size } from './units.ts';
 const DEFAULT_HTTP = ':8080';
 const DEFAULT_HTTPS = ':8443';
 const DEFAULT_ADMIN = '127.0.0.1:9901';
+// SPEC §5: ambiguous request paths are refused unless the operator opts out.
+const DEFAULT_AMBIGUOUS_PATHS = 'reject';
 
 const httpListenerSchema = strict({
   address: listenAddress().prefault(DEFAULT_HTTP),
@@ -51,6 +53,11 @@ export const staticConfigSchema = strict({
   log: strict({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     access: z.boolean().default(true),
+  }).prefault({}),
+  security: strict({
+    // SPEC §3: a path a backend could read with a dot segment (`/api/..%2Fadmin`) is refused
+    // with 400 unless this says `forward` (router/path.ts has the rule).
+    ambiguousPaths: z.enum(['reject', 'forward']).default(DEFAULT_AMBIGUOUS_PATHS),
   }).prefault({}),
 });
 

@@ -1,5 +1,16 @@
 // The request handler of the public listeners: request view → router → route action →
 // forwarder, with the access log written once when the response closes.
+//
+// HTTP/1.1 pipelining (SPEC §4, RFC 9112 §9.3.2): Node's server emits every request it parsed
+// at once, so requests written back to back would all be forwarded together and reach the
+// upstream in any order (a POST waiting for its body behind the GET after it). Node already
+// gives a response the connection only when the response before it has finished (and, when
+// the connection dies, destroys the responses still waiting): a response without a socket is
+// one queued behind another. Such a request starts on its response's 'socket' event, so
+// requests run one at a time in the order sent, with no queue, timer or listener of waygate's
+// own, and nothing for the common, unpipelined request but one property read. A queued request
+// whose connection closes ends on its response's 'close' without anything being forwarded.
+// HTTP/2 streams are independent and never wait.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
@@ -60,6 +71,15 @@ class Exchange implements ForwardObserver {
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
     this.#requestId = requestIdOf(req);
     res.once('close', () => this.#closed());
+  }
+
+  /** Runs the exchange once the connection is free of the exchanges pipelined before it. */
+  runInTurn(): void {
+    const res = this.#res;
+    res.once('socket', () => {
+      // The connection is this exchange's now; it may have died since (nothing is then sent).
+      if (!res.destroyed) this.run();
+    });
   }
 
   run(): void {
@@ -196,7 +216,12 @@ class Exchange implements ForwardObserver {
 export function createHandler(o: HandlerOptions): RequestListener {
   const listenerHeaders = o.hsts === undefined ? undefined : ['strict-transport-security', o.hsts];
   return (req, res) => {
-    new Exchange(o, req, res, listenerHeaders).run();
+    const exchange = new Exchange(o, req, res, listenerHeaders);
+    // An HTTP/1 response has no socket while one before it on the connection is unfinished
+    // (pipelining, see the top of this file). An HTTP/2 response always has one (the stream's
+    // socket proxy, which resolving the request reads anyway), so a stream never waits.
+    if (res.socket !== null) exchange.run();
+    else exchange.runInTurn();
   };
 }
 

@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.ts';
 import type { CompiledRoute, Runtime } from '../route/table.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath, splitTarget } from '../router/path.ts';
+import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import type { RouteMatch } from '../router/router.ts';
 import { proxiedAddress } from './proxy-protocol.ts';
@@ -39,6 +40,11 @@ export interface ResolveOptions {
    * selects — the request then gets 421 (RFC 9110 §15.5.20) instead of a cross-site answer.
    */
   readonly misdirected?: (servername: string | undefined, host: string) => boolean;
+  /**
+   * waygate.yaml `security.ambiguousPaths` (SPEC §3): `reject` (also when omitted) answers 400 to
+   * a path a backend could read with a dot segment (`/api/..%2Fadmin`); `forward` lets it through.
+   */
+  readonly ambiguousPaths?: AmbiguousPaths;
 }
 
 /** A request resolved to its host, canonical path, query and route (undefined: no route). */
@@ -54,7 +60,8 @@ export interface ResolvedRequest {
 
 /**
  * Checks and resolves a request: the validation rules, the target form, Host, path
- * normalisation, 421 on HTTPS, then the router. Returns the error to answer with instead when
+ * normalisation (ambiguous paths refused unless `ambiguousPaths` is `forward`), 421 on HTTPS,
+ * then the router. Returns the error to answer with instead when
  * the request must be refused. Shared by HTTP requests and WebSocket upgrades.
  */
 export function resolveRequest(req: IncomingMessage, o: ResolveOptions): ResolvedRequest | GatewayError {
@@ -73,7 +80,7 @@ export function resolveRequest(req: IncomingMessage, o: ResolveOptions): Resolve
   const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
   if (host === undefined) return new GatewayError('bad_request', 'invalid Host header');
   const { path: rawPath, query } = splitTarget(target);
-  const norm = normalizePath(rawPath);
+  const norm = normalizePath(rawPath, o.ambiguousPaths ?? 'reject');
   if (!norm.ok) return new GatewayError('bad_request', norm.reason);
   if (o.misdirected !== undefined && o.misdirected((req.socket as TLSSocket).servername || undefined, host)) {
     return new GatewayError('misdirected', `the Host "${host}" is not served by the certificate of this connection`);
