@@ -232,18 +232,27 @@ export class Tunnel {
     // and the name `tls.serverName`, else the target's host — never the client's Host. An IP
     // sends no SNI (RFC 6066 §3) and is checked against the certificate's IP SANs.
     const name = tls?.servername ?? host;
-    const socket: Socket = https
-      ? tlsConnect({
-        host,
-        port,
-        servername: isIP(name) === 0 ? name : undefined,
-        ca: tls?.ca,
-        cert: tls?.cert,
-        key: tls?.key,
-        rejectUnauthorized: tls?.rejectUnauthorized ?? true,
-        ALPNProtocols: ['http/1.1'],
-      })
-      : netConnect({ host, port });
+    let socket: Socket;
+    try {
+      socket = https
+        ? tlsConnect({
+          host,
+          port,
+          servername: isIP(name) === 0 ? name : undefined,
+          ca: tls?.ca,
+          cert: tls?.cert,
+          key: tls?.key,
+          rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+          ALPNProtocols: ['http/1.1'],
+        })
+        : netConnect({ host, port });
+    } catch (e) {
+      // TLS material node:tls refuses (a bad key, say) throws here, not on the socket.
+      this.#releaseTarget();
+      const err = fromUpstreamError(e);
+      this.#c.observer.attempt(f.pool, target, err);
+      return this.#fail(err);
+    }
     this.#upstream = socket;
     socket.on('error', (err) => this.#attemptFailed(n, fromUpstreamError(err)));
     socket.once('close', () => this.#upstreamClosed(socket, n));
@@ -462,6 +471,8 @@ export class Tunnel {
     socket.end();
     clearTimeout(this.#grace);
     this.#grace = setTimeout(() => socket.destroy(), TUNNEL_CLOSE_GRACE_MS);
+    // Cleared when the session ends; it alone must not keep a stopping process alive.
+    this.#grace.unref();
   }
 
   /** Destroys both sockets (idle timeout, cut answer); their 'close' events finish the session. */

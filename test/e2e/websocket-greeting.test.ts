@@ -270,7 +270,8 @@ routes: [ { name: p, pool: p } ]
 
   test('the handshake\'s own head, then bytes sent while the upstream has not answered, in order', async () => {
     const early = frame(Buffer.from('sent with the handshake'));
-    const later = frame(randomBytes(20_000));
+    // More than HANDSHAKE_HOLD_BYTES: the client is paused while held, and resumed after the 101.
+    const later = frame(randomBytes(200_000));
     const c = rawClient(gw.port, '/held', { extra: early });
     while (connections < 1) await new Promise<void>((r) => arrivals.push(r));
     // Nothing after the handshake head may reach an upstream that has not accepted the upgrade:

@@ -4,8 +4,11 @@
 // timeout over a TLS handshake that never ends, half-close, and one access-log line per session
 // with exact byte counts. Every path must release its target and close both sockets.
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { closedPort, startGateway } from '../helpers.ts';
 import type { TestGateway } from '../helpers.ts';
@@ -473,6 +476,35 @@ routes: [ { name: mute, pool: mute } ]
     } finally {
       await gw.close();
       await silent.close();
+    }
+  });
+});
+
+describe('TLS material node:tls refuses', () => {
+  test('a pool client certificate that is not PEM: the handshake gets 502, and the gateway keeps serving', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'waygate-ws-badcert-'));
+    await writeFile(join(dir, 'client.crt'), 'not a certificate\n');
+    await writeFile(join(dir, 'client.key'), 'not a key\n');
+    const up = await rawServer(() => {});
+    const gw = await startGateway(`
+pools: { bad: { targets: ["${up.url.replace('http:', 'https:')}"], tls: { cert: ${dir}/client.crt, key: ${dir}/client.key }, timeouts: { connect: 2s } } }
+routes:
+  - { name: bad, match: { path: /bad }, pool: bad }
+  - { name: ok, match: { path: /ok }, respond: { status: 200, body: ok } }
+`);
+    try {
+      // tls.connect throws at once for such a key pair: it must become this handshake's 502.
+      const c = rawClient(gw.port, '/bad');
+      expect(await c.head).toMatch(/^HTTP\/1\.1 502 /);
+      await c.closed;
+      expect(gw.gateway.pools.get('bad')!.targets[0].inFlight).toBe(0);
+      const ok = rawClient(gw.port, '/ok');
+      expect(await ok.head).toMatch(/^HTTP\/1\.1 200 /);
+      await ok.closed;
+    } finally {
+      await gw.close();
+      await up.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
