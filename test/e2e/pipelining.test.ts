@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startGateway, startUpstream } from '../helpers.ts';
 import type { TestGateway, Upstream } from '../helpers.ts';
@@ -106,8 +107,11 @@ interface RawClient {
   closed: Promise<void>;
 }
 
-function rawClient(): RawClient {
-  const sock = connect(gw.port, '127.0.0.1');
+/** `tls`: over the HTTPS listener with ALPN http/1.1 (its HTTP/1.1 fallback), else plain HTTP. */
+function rawClient(tls = false): RawClient {
+  const sock: Socket = tls
+    ? tlsConnect({ port: httpsPort, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+    : connect(gw.port, '127.0.0.1');
   let buf = '';
   let waiters: (() => void)[] = [];
   sock.on('data', (c: Buffer) => {
@@ -258,6 +262,22 @@ describe('HTTP/1.1 pipelining', () => {
     const rs = await c.responses(n);
     expect(rs.map((r) => r.body)).toEqual(Array.from({ length: n }, (_, i) => `/api/m${i} ${i % 3 === 1 ? i : 0}`));
     expect(events.filter((e) => e.startsWith('start'))).toEqual(Array.from({ length: n }, (_, i) => `start /api/m${i}`));
+    c.sock.destroy();
+  });
+});
+
+describe('HTTPS', () => {
+  test('HTTP/1.1 over TLS (ALPN http/1.1): pipelined requests reach the upstream one at a time, in order', async () => {
+    events = [];
+    const c = rawClient(true);
+    c.sock.write(
+      'GET /api/t1 HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'POST /api/t2 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc' +
+      'GET /api/t3 HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    );
+    const rs = await c.responses(3);
+    expect(rs.map((r) => r.body)).toEqual(['/api/t1 0', '/api/t2 3', '/api/t3 0']);
+    expect(events).toEqual(['start /api/t1', 'end /api/t1', 'start /api/t2', 'end /api/t2', 'start /api/t3', 'end /api/t3']);
     c.sock.destroy();
   });
 });
