@@ -282,10 +282,12 @@ routes:
           return socketClosed(s);
         }
         case 'garbage': {
-          // Not a WebSocket frame: the upstream fails the connection (RFC 6455 §7.1.7), the tunnel follows.
+          // Not a WebSocket frame (reserved bits and opcode 0xF: RFC 6455 §5.2): the upstream fails
+          // the connection (§7.1.7), the tunnel follows. Random bytes alone could announce a long
+          // frame and leave the upstream waiting for its payload.
           const s = rawHandshake(gw.port, `/plain/chaos-${i}`);
           await headOf(s);
-          s.write(randomBytes(64));
+          s.write(Buffer.concat([Buffer.from([0xff]), randomBytes(63)]));
           return socketClosed(s);
         }
         case 'wss-kill': {
