@@ -7,10 +7,10 @@
 // gives a response the connection only when the response before it has finished (and, when
 // the connection dies, destroys the responses still waiting): a response without a socket is
 // one queued behind another. Such a request starts on its response's 'socket' event, so
-// requests run one at a time in the order sent, with no queue, timer or listener of waygate's
-// own, and nothing for the common, unpipelined request but one property read. A queued request
-// whose connection closes ends on its response's 'close' without anything being forwarded.
-// HTTP/2 streams are independent and never wait.
+// requests run one at a time in the order sent, with no queue or timer of waygate's own (one
+// listener on a queued response) and nothing for the common, unpipelined request but one
+// property read. A queued request whose connection closes ends on its response's 'close'
+// (Node's abortOutgoing) without anything being forwarded. HTTP/2 streams never wait.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
