@@ -8,10 +8,12 @@
 // was a second 'data' listener next to http-proxy-3's pipe — unshifting the head into a flowing
 // socket emitted it to the counter alone. Here one listener per direction counts and writes the
 // same chunk, and the upstream's head is written to the client before the relay starts.
+import type { EventEmitter } from 'node:events';
 import { ServerResponse, request } from 'node:http';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
@@ -128,15 +130,16 @@ function hasHeader(flat: readonly string[], name: string): boolean {
 }
 
 /**
- * Relays `src` to `dst` with backpressure. One 'data' listener both counts and writes each chunk,
- * so no byte can be seen by one and missed by the other (defect 7); `src`'s end ends `dst`.
+ * Relays `src` to `dst` with backpressure; `src`'s end ends `dst`. One 'data' listener both
+ * counts and writes each chunk, so no byte can be seen by one and missed by the other (defect 7).
+ * `drains` is what emits 'drain' when `dst` can take more (`dst` itself unless said otherwise).
  */
-function relay(src: Socket, dst: Socket, count: (n: number) => void): void {
+function relay(src: Readable, dst: Writable, count: (n: number) => void, drains: EventEmitter = dst): void {
   src.on('data', (chunk: Buffer) => {
     count(chunk.length);
     if (!dst.write(chunk)) src.pause();
   });
-  dst.on('drain', () => src.resume());
+  drains.on('drain', () => src.resume());
   src.on('end', () => dst.end());
   src.resume();
 }
@@ -388,21 +391,11 @@ export class Tunnel {
       this.#bytesOut += write(res);
     } else {
       write(res);
-      if (!res.destroyed) this.#relayBody(body, res);
+      // The socket's own 'drain': node:http took away its listener that re-emits it on `res`
+      // when it handed the socket over.
+      if (!res.destroyed) relay(body, res, (bytes) => (this.#bytesOut += bytes), client);
     }
     this.#status = res.statusCode;
-  }
-
-  /** Streams an upstream response body to the client's answer with backpressure, counting it. */
-  #relayBody(body: IncomingMessage, res: ServerResponse): void {
-    body.on('data', (chunk: Buffer) => {
-      this.#bytesOut += chunk.length;
-      if (!res.write(chunk)) body.pause();
-    });
-    // The socket's own 'drain': node:http took its listener that would re-emit it on `res`
-    // away when it handed the socket over.
-    this.#client.on('drain', () => body.resume());
-    body.on('end', () => res.end());
   }
 
   /** An attempt failed: retried on another target if nothing was sent, else waygate's error. */
