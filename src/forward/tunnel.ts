@@ -190,6 +190,8 @@ export class Tunnel {
     socket.setNoDelay(true);
     c.tunnels?.add(socket);
     if (c.head.length > 0) this.#hold(c.head);
+    // A socket already closed will not say so again: the session ends once its answer is decided.
+    if (socket.closed) queueMicrotask(() => this.#clientGone());
   }
 
   /** The target of the latest attempt, if any. */
