@@ -206,7 +206,7 @@ export class Gateway {
 
   /** Returns the JSON of GET /explain for the routing table in force (see admin/explain.ts). */
   explain(q: ExplainQuery): Record<string, unknown> {
-    return explainRequest(this.#runtime, q);
+    return explainRequest(this.#runtime, q, this.#config.security.ambiguousPaths);
   }
 
   /** The last reload's time, result and errors; undefined before the first reload. */
@@ -444,7 +444,7 @@ export class Gateway {
     const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
     if (!loaded.ok) return this.#rejectReload(at, loaded.errors.map((e: ConfigError) => formatConfigError(e)));
     // The routes files' own tests gate the swap like a syntax error (SPEC §3).
-    const failed = runRouteTests(loaded.value);
+    const failed = runRouteTests(loaded.value, this.#config.security.ambiguousPaths);
     if (failed.length > 0) return this.#rejectReload(at, failed);
     const version = this.#runtime.version + 1;
     try {

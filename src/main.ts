@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
   const routes = await loadRoutesDir(cfg.routesDir, process.env);
   if (!routes.ok) return report(routes.errors.map(formatConfigError), values.check === true);
   // The routes files' tests are part of the config: a failing one is an error like any other.
-  const failedTests = runRouteTests(routes.value);
+  const failedTests = runRouteTests(routes.value, cfg.security.ambiguousPaths);
   if (failedTests.length > 0) return report(failedTests, values.check === true);
   if (values.check === true) {
     for (const w of routes.warnings) process.stderr.write(`warning: ${w}\n`);

@@ -45,3 +45,12 @@ test('each kind of expectation fails with a located message', () => {
 test('a split passes for any of its pools', () => {
   expect(run('  - { request: "GET http://h/canary", expect: { pool: b } }')).toEqual([]);
 });
+
+// The runner reads the path as written (`new URL` would resolve %2e%2e and turn '\' into '/'),
+// and refuses what the listener refuses, so a test cannot claim a route no request reaches.
+test('a test request with an ambiguous path is reported as refused, unless security.ambiguousPaths is forward', () => {
+  const r = parseRoutesText(routes('  - { request: "GET http://h/api/..%2Fadmin", expect: { route: api } }'), 'r.yaml');
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  expect(runRouteTests(r.value)).toEqual([expect.stringMatching(/^r\.yaml:10:5 tests\[0\]: the request path is refused: ambiguous path/)]);
+  expect(runRouteTests(r.value, 'forward')).toEqual([]);
+});

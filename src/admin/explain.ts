@@ -2,23 +2,11 @@
 // chosen, every candidate rejected and the condition that failed, the rewrites, the pool and the
 // target that would be picked now and why — without sending anything or moving any state.
 import { normalizeHost } from '../router/host.ts';
-import { AMBIGUOUS_PATH, normalizePath } from '../router/path.ts';
+import { AMBIGUOUS_PATH, normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import type { Runtime } from '../route/table.ts';
 import type { ExplainQuery } from './admin.ts';
-
-// The path as a client would send it: the WHATWG parser behind `new URL` resolves `%2e%2e` and
-// turns '\' into '/' in http(s) URLs, which would hide exactly what the listener refuses.
-const RAW_PATH = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*([^?#]*)/i;
-
-/** Returns the path of `url` as written (no query or fragment), or undefined when it has none that starts with '/'. */
-function rawPathOf(url: string): string | undefined {
-  const p = RAW_PATH.exec(url)?.[1];
-  if (p === undefined) return undefined;
-  if (p === '') return '/';
-  return p.charCodeAt(0) === 47 ? p : undefined;
-}
 
 /**
  * Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400).

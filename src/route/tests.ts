@@ -6,12 +6,17 @@ import { formatConfigError } from '../config/load.ts';
 import type { RoutesConfig } from '../config/load.ts';
 import { buildRuntime } from '../runtime.ts';
 import { normalizeHost } from '../router/host.ts';
-import { normalizePath } from '../router/path.ts';
+import { normalizePath, rawPathOf } from '../router/path.ts';
+import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import { TargetRegistry } from '../upstream/registry.ts';
 
-/** Runs every test of `routes`; returns one formatted error line per failed expectation (empty when all pass). */
-export function runRouteTests(routes: RoutesConfig): string[] {
+/**
+ * Runs every test of `routes`; returns one formatted error line per failed expectation (empty
+ * when all pass). `ambiguousPaths` is waygate.yaml's `security.ambiguousPaths`: a test request
+ * the listener would refuse is reported as refused, not routed.
+ */
+export function runRouteTests(routes: RoutesConfig, ambiguousPaths: AmbiguousPaths = 'reject'): string[] {
   if (routes.tests.length === 0) return [];
   // A scratch registry: its targets never connect (connection pools are made on first use).
   const { runtime } = buildRuntime(routes, new TargetRegistry(), 0, 'route-tests');
@@ -22,7 +27,8 @@ export function runRouteTests(routes: RoutesConfig): string[] {
     };
     const url = new URL(t.request.url);
     const host = normalizeHost(url.host) ?? '';
-    const norm = normalizePath(url.pathname);
+    // As written: `new URL` resolves %2e%2e and turns '\' into '/', which the listener does not.
+    const norm = normalizePath(rawPathOf(t.request.url) ?? url.pathname, ambiguousPaths);
     if (!norm.ok) {
       fail(`the request path is refused: ${norm.reason}`);
       continue;

@@ -247,3 +247,15 @@ export function splitTarget(target: string): { path: string; query: string } {
   if (q === -1) return { path: target, query: '' };
   return { path: target.slice(0, q), query: target.slice(q + 1) };
 }
+
+// The path as a client would send it: the WHATWG parser behind `new URL` resolves `%2e%2e` and
+// turns '\' into '/' in http(s) URLs, which would hide exactly what the listener refuses.
+const RAW_PATH = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*([^?#]*)/i;
+
+/** Returns the path of `url` as written (no query or fragment), or undefined when it has none that starts with '/'. */
+export function rawPathOf(url: string): string | undefined {
+  const p = RAW_PATH.exec(url)?.[1];
+  if (p === undefined) return undefined;
+  if (p === '') return '/';
+  return p.charCodeAt(0) === 47 ? p : undefined;
+}

@@ -20,6 +20,7 @@ const DEFAULTS: StaticConfig = {
   timeouts: { clientHeader: 10_000, clientIdle: 60_000, shutdown: 30_000 },
   limits: { maxBodySize: 10_485_760, maxHeaderSize: 16_384, retryBuffer: 65_536, maxConnections: 10_000 },
   log: { level: 'info', access: true },
+  security: { ambiguousPaths: 'reject' },
 };
 
 function ok(r: LoadResult<StaticConfig>): StaticConfig {
@@ -69,6 +70,7 @@ describe('waygate.yaml', () => {
         'timeouts: { clientHeader: 5s, clientIdle: 2m, shutdown: 1m30s }',
         'limits: { maxBodySize: 1gb, maxHeaderSize: 8kb, retryBuffer: 512b, maxConnections: 50 }',
         'log: { level: debug, access: false }',
+        'security: { ambiguousPaths: forward }',
       ].join('\n'),
     );
     expect(ok(await loadStaticConfig(file, { SECRET: 's3cr3t' }))).toEqual({
@@ -85,6 +87,7 @@ describe('waygate.yaml', () => {
       timeouts: { clientHeader: 5000, clientIdle: 120_000, shutdown: 90_000 },
       limits: { maxBodySize: 1_073_741_824, maxHeaderSize: 8192, retryBuffer: 512, maxConnections: 50 },
       log: { level: 'debug', access: false },
+      security: { ambiguousPaths: 'forward' },
     } satisfies StaticConfig);
   });
 

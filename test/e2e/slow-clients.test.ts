@@ -275,13 +275,14 @@ describe('path safety', () => {
     ['/api/../admin', 'admin'],
     ['/api/%2e%2e/admin', 'admin'],
     ['/api/.%2e/admin', 'admin'],
-    ['/api/..%2fadmin', 'app', '/api/..%2Fadmin'],
+    // Ambiguous (SPEC §3): a backend decoding %2F, '\\' or twice would read a '..' segment.
+    ['/api/..%2fadmin', 400],
     ['//admin', 'admin'],
-    ['/api\\..\\admin', 'app', '/api%5C..%5Cadmin'],
+    ['/api\\..\\admin', 400],
     ['/admin;x=1', 'app', '/admin;x=1'],
     ['/%61dmin', 'admin'],
     ['/admin%00', 400],
-    ['/api/%252e%252e/admin', 'app', '/api/%252e%252e/admin'],
+    ['/api/%252e%252e/admin', 400],
     ['/../admin', 400],
   ];
   test.each(cases)('%s → %s', async (path, expected, upstreamPath) => {
