@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.ts';
+import { declaresBody } from '../forward/body.ts';
 import { Tunnel } from '../forward/tunnel.ts';
 import type { TunnelEnd, TunnelObserver } from '../forward/tunnel.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
@@ -34,10 +35,15 @@ export interface UpgradeOptions extends HandlerOptions {
 /** The event handler of a server's 'upgrade' event. */
 export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-/** True when the handshake asks for WebSocket (RFC 6455 §4.1: a GET with `Upgrade: websocket`). */
+/**
+ * True when the handshake asks for WebSocket: a GET whose Upgrade list includes the "websocket"
+ * keyword (RFC 6455 §4.1 and §4.2.1, case-insensitive; RFC 9110 §7.8 makes Upgrade a list).
+ */
 function isWebSocket(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
-  return req.method === 'GET' && typeof upgrade === 'string' && upgrade.trim().toLowerCase() === 'websocket';
+  if (req.method !== 'GET' || typeof upgrade !== 'string') return false;
+  for (const token of upgrade.split(',')) if (token.trim().toLowerCase() === 'websocket') return true;
+  return false;
 }
 
 /** One upgrade request, from the handshake to its access-log line. */
@@ -66,6 +72,10 @@ class Upgrade implements TunnelObserver {
     const req = this.#req;
     const o = this.#o;
     if (!isWebSocket(req)) return this.#refuse(new GatewayError('bad_request', 'only WebSocket upgrades are supported'));
+    // RFC 6455 §4.1 gives the handshake no body. One declared anyway is either held back (and an
+    // upstream that reads the request as plain HTTP waits for it until timeouts.response) or
+    // sent after the 101 as if it were frames: neither is right, so it is refused.
+    if (declaresBody(req)) return this.#refuse(new GatewayError('bad_request', 'a WebSocket handshake has no body'));
     const resolved = resolveRequest(req, o);
     if (resolved instanceof GatewayError) return this.#refuse(resolved);
     const { host, hostHeader, path, query, match, view } = resolved;

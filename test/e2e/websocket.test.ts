@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { connect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -379,6 +380,38 @@ routes:
     const post = await rawExchange(gw.port, 'POST /ws/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n');
     expect(post).toMatch(/^HTTP\/1\.1 400 /);
     expect(up.handshakes.some((h) => h.url === '/x' && h.headers.upgrade === 'IRC/6.9')).toBe(false);
+  });
+
+  test('a handshake that declares a body gets 400 and reaches no upstream (RFC 6455 §4.1 gives it none)', async () => {
+    const before = up.handshakes.length;
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    const sized = await rawExchange(gw.port, `GET /ws/body HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\nContent-Length: 5\r\n\r\nhello`);
+    expect(sized).toMatch(/^HTTP\/1\.1 400 /);
+    const chunked = await rawExchange(gw.port, `GET /ws/body HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    expect(chunked).toMatch(/^HTTP\/1\.1 400 /);
+    expect(up.handshakes.length).toBe(before);
+  });
+
+  test('an Upgrade list naming websocket among others is a WebSocket handshake; the upstream sees websocket alone', async () => {
+    const before = up.handshakes.length;
+    const socket = connect(gw.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const head = new Promise<string>((resolve) => {
+      let buf = '';
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        if (buf.includes('\r\n\r\n')) resolve(buf);
+      });
+    });
+    socket.write('GET /ws/list HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, WebSocket\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(await head).toMatch(/^HTTP\/1\.1 101 /);
+    const h = up.handshakes[before];
+    expect(h.url).toBe('/list');
+    expect(h.headers.upgrade).toBe('WebSocket');
+    expect(h.headers['http2-settings']).toBeUndefined();
+    const gone = new Promise((r) => socket.once('close', r));
+    socket.destroy();
+    await gone;
   });
 
   test('a silent tunnel is closed after the pool idle timeout', async () => {
