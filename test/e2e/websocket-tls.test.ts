@@ -40,7 +40,8 @@ async function tlsUpstream(cert: Pem, o: { requireClientCertFrom?: Pem } = {}): 
     socket.once('close', () => open.delete(socket));
     socket.on('error', () => {});
     const peer = socket.getPeerCertificate();
-    seen.push({ sni: socket.servername, clientCn: peer?.subject?.CN });
+    const cn = peer?.subject?.CN;
+    seen.push({ sni: socket.servername ?? false, clientCn: Array.isArray(cn) ? cn[0] : cn });
     let head = '';
     socket.on('data', (c: Buffer) => {
       head += c.toString('latin1');
