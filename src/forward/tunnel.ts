@@ -14,10 +14,11 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
+import { createSecureContext, connect as tlsConnect } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
-import type { Target } from '../upstream/target.ts';
+import type { Target, UpstreamTls } from '../upstream/target.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { ForwardInfo, HeaderOps } from './headers.ts';
 
@@ -122,6 +123,23 @@ function switchingHead(raw: readonly string[], ops: HeaderOps | undefined, extra
   }
   for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
   return head + '\r\n';
+}
+
+// One TLS context per pool settings object (rebuilt on reload, so a changed CA or key takes
+// effect and the old context goes with the old settings): every upgrade to a wss:// target is a
+// new connection, and building a context from PEM text each time costs a parse of every cert.
+const contexts = new WeakMap<UpstreamTls, SecureContext>();
+const DEFAULT_TLS: UpstreamTls = { rejectUnauthorized: true };
+
+/** Returns the TLS context of `tls` (the system CAs when it names none). Throws for PEM node:tls refuses. */
+function secureContextOf(tls: UpstreamTls | undefined): SecureContext {
+  const key = tls ?? DEFAULT_TLS;
+  let ctx = contexts.get(key);
+  if (ctx === undefined) {
+    ctx = createSecureContext({ ca: key.ca, cert: key.cert, key: key.key });
+    contexts.set(key, ctx);
+  }
+  return ctx;
 }
 
 function hasHeader(flat: readonly string[], name: string): boolean {
@@ -244,9 +262,7 @@ export class Tunnel {
           host,
           port,
           servername: isIP(name) === 0 ? name : undefined,
-          ca: tls?.ca,
-          cert: tls?.cert,
-          key: tls?.key,
+          secureContext: secureContextOf(tls),
           rejectUnauthorized: tls?.rejectUnauthorized ?? true,
           ALPNProtocols: ['http/1.1'],
         })
