@@ -226,6 +226,16 @@ export class Tunnel {
     this.#respond(write);
   }
 
+  /**
+   * Ends the session for an error of the caller's own (a bug, not the client's or upstream's):
+   * waygate's answer for `err` if nothing was answered yet, else both sockets are destroyed.
+   */
+  abort(err: GatewayError): void {
+    if (this.#state === NEW) return this.#fail(err);
+    this.#clearTimer();
+    this.#destroyAll();
+  }
+
   /** Sends the handshake to a target of `f.pool` and answers the client with what comes back. */
   forward(f: TunnelForward): void {
     if (this.#state !== NEW) return;

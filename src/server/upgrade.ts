@@ -59,16 +59,27 @@ class Upgrade implements TunnelObserver {
   #pool: UpstreamPool | undefined;
 
   constructor(o: UpgradeOptions, req: IncomingMessage, socket: Socket, head: Buffer) {
+    // First of all: the socket has an owner before anything can happen to it.
+    this.#tunnel = new Tunnel({ req, socket, head, tunnels: o.tunnels, writeIdleTimeout: o.writeIdleTimeout, observer: this });
     this.#o = o;
     this.#req = req;
     this.#peerIp = peerAddress(req);
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
     this.#requestId = requestIdOf(req);
-    // First of all: the socket has an owner before anything can happen to it.
-    this.#tunnel = new Tunnel({ req, socket, head, tunnels: o.tunnels, writeIdleTimeout: o.writeIdleTimeout, observer: this });
   }
 
+  /** Routes the handshake and hands it on; a failure of waygate's own costs this handshake only. */
   run(): void {
+    try {
+      this.#dispatch();
+    } catch (err) {
+      // Thrown here it would escape node:http's 'upgrade' emit and end the process.
+      this.#o.log.error({ reqId: this.#requestId, err: (err as Error).message }, 'websocket upgrade failed inside waygate');
+      this.#tunnel.abort(new GatewayError('internal', 'internal error', { cause: err }));
+    }
+  }
+
+  #dispatch(): void {
     const req = this.#req;
     const o = this.#o;
     if (!isWebSocket(req)) return this.#refuse(new GatewayError('bad_request', 'only WebSocket upgrades are supported'));
