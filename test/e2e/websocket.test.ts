@@ -522,21 +522,25 @@ routes:
 });
 
 describe('drain', () => {
-  test('closing the gateway ends open tunnels at the shutdown deadline instead of waiting for them', async () => {
+  test('closing the gateway ends open tunnels at the shutdown deadline instead of waiting for them, on both listeners', async () => {
     const up = await startWsUpstream();
     const gw = await startGateway(`
 pools: { p: { targets: ["${up.url}"] } }
 routes: [ { name: p, pool: p } ]
-`);
+`, (c) => {
+      c.listeners.https.address = { host: '127.0.0.1', port: 0 };
+    });
     try {
       const { ws: c } = await open(`ws://127.0.0.1:${gw.port}/drain`);
-      const server = await up.connection('/drain');
-      const clientClosed = closed(c);
-      const upstreamClosed = closed(server);
+      const { ws: t } = await open(`wss://127.0.0.1:${gw.gateway.addresses.https!.split(':').pop()}/drain-tls`, { rejectUnauthorized: false });
+      const servers = [await up.connection('/drain'), await up.connection('/drain-tls')];
+      const ends = [closed(c), closed(t), ...servers.map(closed)];
+      const target = gw.gateway.pools.get('p')!.targets[0];
+      expect(target.inFlight).toBe(2);
       // helpers' close() drains with a 1 s grace period.
       await gw.close();
-      await clientClosed;
-      await upstreamClosed;
+      await Promise.all(ends);
+      await settles(() => target.inFlight === 0);
     } finally {
       await up.close();
     }
