@@ -193,6 +193,35 @@ class Upgrade implements TunnelObserver {
  */
 export function createUpgradeHandler(o: UpgradeOptions): UpgradeListener {
   return (req, socket, head) => {
-    new Upgrade(o, req, socket as Socket, head).run();
+    const upgrade = new Upgrade(o, req, socket as Socket, head);
+    afterPipelinedResponses(socket as Socket, () => upgrade.run());
   };
+}
+
+/** The response node:http is writing on a socket (internal, stable since Node 0.x), if any. */
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Runs `start` once no response to an earlier request on the connection is still being written.
+ * node:http emits 'upgrade' as soon as it parses the handshake, even behind a pipelined request
+ * still being answered (SPEC §4: pipelined requests are served one at a time, in order): started
+ * at once, the 101 and the tunnel's bytes would interleave with that response. node:http has
+ * already stopped reading the socket (bytes wait in its buffer); each finished response may hand
+ * the socket to the next queued one, so this waits until none is left.
+ */
+function afterPipelinedResponses(socket: HttpSocket, start: () => void): void {
+  const pending = socket._httpMessage;
+  if (pending === undefined || pending === null || socket.destroyed) return start();
+  let called = false;
+  const next = (): void => {
+    if (called) return;
+    called = true;
+    // A connection that died meanwhile: the tunnel sees the closed socket and ends the session.
+    if (socket.destroyed) return start();
+    // node:http re-armed its keep-alive timeout when that response finished: not this session's.
+    socket.setTimeout(0);
+    afterPipelinedResponses(socket, start);
+  };
+  pending.once('finish', next);
+  pending.once('close', next);
 }
