@@ -11,7 +11,7 @@
 import type { EventEmitter } from 'node:events';
 import { ServerResponse, request } from 'node:http';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { connect as netConnect, isIP } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
@@ -256,22 +256,17 @@ export class Tunnel {
     // Held for the life of the tunnel: least-connections sees long-lived sessions as load.
     this.#release = target.acquire();
     const s = f.pool.settings;
-    const url = new URL(target.url);
-    const https = url.protocol === 'https:';
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const port = url.port !== '' ? Number(url.port) : https ? 443 : 80;
+    const { https, host, port } = target.endpoint;
     const tls = s.connect.tls;
     // The same TLS rules as the HTTP path: the pool's CA, verification and client certificate,
-    // and the name `tls.serverName`, else the target's host — never the client's Host. An IP
-    // sends no SNI (RFC 6066 §3) and is checked against the certificate's IP SANs.
-    const name = tls?.servername ?? host;
+    // and Target.sni's name — never the client's Host.
     let socket: Socket;
     try {
       socket = https
         ? tlsConnect({
           host,
           port,
-          servername: isIP(name) === 0 ? name : undefined,
+          servername: target.sni(tls),
           secureContext: secureContextOf(tls),
           rejectUnauthorized: tls?.rejectUnauthorized ?? true,
           ALPNProtocols: ['http/1.1'],

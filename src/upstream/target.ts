@@ -32,6 +32,14 @@ export interface TargetConnectOptions {
   key: string;
 }
 
+/** Where a target is reached, worked out once from its URL. */
+export interface Endpoint {
+  readonly https: boolean;
+  /** Host name or address, without IPv6 brackets. */
+  readonly host: string;
+  readonly port: number;
+}
+
 /** A target's identity within the registry: its pool's name and its configured URL. */
 export function targetKey(pool: string, url: string): string {
   return pool + '\u0000' + url;
@@ -44,6 +52,7 @@ export class Target {
   readonly pool: string;
   /** scheme://host:port. */
   readonly origin: string;
+  readonly endpoint: Endpoint;
   weight: number;
 
   #inFlight = 0;
@@ -62,7 +71,10 @@ export class Target {
   constructor(pool: string, url: string, weight: number) {
     this.pool = pool;
     this.url = url;
-    this.origin = new URL(url).origin;
+    const u = new URL(url);
+    this.origin = u.origin;
+    const https = u.protocol === 'https:';
+    this.endpoint = { https, host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port !== '' ? Number(u.port) : https ? 443 : 80 };
     this.weight = weight;
     this.#releaseFn = () => {
       this.#inFlight--;
@@ -171,15 +183,8 @@ export class Target {
     const key = opts.key;
     if (this.#client === undefined || key !== this.#connectKey) {
       const old = this.#client;
-      const url = new URL(this.url);
-      const https = url.protocol === 'https:';
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      // The certificate is checked against tls.serverName, else the target's own host — never
-      // against the client's Host header. An IP target sends no SNI (RFC 6066 §3) and is verified
-      // against the certificate's IP SANs.
-      const name = (https ? opts.tls?.servername : undefined) ?? host;
-      const sni = https && isIP(name) === 0 ? name : undefined;
-      const port = url.port !== '' ? Number(url.port) : https ? 443 : 80;
+      const { https, host, port } = this.endpoint;
+      const sni = this.sni(opts.tls);
       const t = opts.tls;
       const tls = https ? { ca: t?.ca, cert: t?.cert, key: t?.key, rejectUnauthorized: t?.rejectUnauthorized ?? true } : undefined;
       this.#client = opts.h2 || opts.client === 'undici'
@@ -190,6 +195,18 @@ export class Target {
       if (old !== undefined) void old.close().catch(() => {});
     }
     return this.#client;
+  }
+
+  /**
+   * The TLS server name a connection to this target sends, for every client and the WebSocket
+   * tunnel alike: `tls.serverName`, else the target's own host — never the client's Host header.
+   * Undefined for an http:// target, and for an IP, which sends no SNI (RFC 6066 §3) and is
+   * checked against the certificate's IP SANs.
+   */
+  sni(tls: UpstreamTls | undefined): string | undefined {
+    if (!this.endpoint.https) return undefined;
+    const name = tls?.servername ?? this.endpoint.host;
+    return isIP(name) === 0 ? name : undefined;
   }
 
   /** Closes the connection pool gracefully (in-flight requests finish); resolves when closed. */
