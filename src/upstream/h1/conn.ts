@@ -259,7 +259,9 @@ export class H1Conn implements RequestConn {
     while (this.#state === HEAD) {
       const end = buf.indexOf('\r\n\r\n', Math.max(pos, searchFrom - 3), 'latin1');
       if (end === -1) {
-        if (buf.length - pos > maxHeaderSize) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
+        // Up to three bytes of the blank line may already be here ("\r\n\r"): a head within the
+        // limit is refused whatever the split of its bytes (found by the differential fuzz).
+        if (buf.length - pos > maxHeaderSize + 3) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
         this.#pending = buf.subarray(pos);
         return;
       }
@@ -269,6 +271,9 @@ export class H1Conn implements RequestConn {
       searchFrom = 0;
       if (head.status < 200) {
         if (head.status === 101) throw badResponse('HPE_INVALID_STATUS', 'unexpected 101 Switching Protocols');
+        // An interim response that ends the connection (Connection: close, or HTTP/1.0 without
+        // keep-alive) leaves no way for the final one to arrive: llhttp refuses whatever follows.
+        if (!head.keepAlive) throw badResponse('HPE_CLOSED_CONNECTION', 'an interim response closed the connection');
         handler.onInterim(head.status, head.raw);
         if (req.done || req.aborted) return;
         continue;
@@ -326,7 +331,8 @@ export class H1Conn implements RequestConn {
     let reusable = head.keepAlive && !extraBytes && !uploading;
     if (reusable) {
       const hint = head.keepAliveHint;
-      const keep = hint > 0 ? Math.min(this.pool.options.keepAliveTimeout, hint - HINT_MARGIN_MS) : this.pool.options.keepAliveTimeout;
+      // `timeout=0` or `timeout=1` leaves no time to reuse the connection safely.
+      const keep = hint >= 0 ? Math.min(this.pool.options.keepAliveTimeout, hint - HINT_MARGIN_MS) : this.pool.options.keepAliveTimeout;
       reusable = keep > 0;
       this.expires = Date.now() + keep;
     }

@@ -18,7 +18,7 @@ export interface ResponseHead {
   length: number;
   /** The connection may carry another request after this response. */
   keepAlive: boolean;
-  /** The upstream's `Keep-Alive: timeout=` in ms, or 0 when it sent none. */
+  /** The upstream's `Keep-Alive: timeout=` in ms, or -1 when it sent none. */
   keepAliveHint: number;
 }
 
@@ -31,12 +31,21 @@ export function badResponse(code: string, message: string): Error {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: no control bytes except HTAB (RFC 9110 §5.5); a CR or LF here was a bare one.
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const DIGITS = /^[0-9]{1,15}$/;
+const STATUS = /^[0-9]{3}$/;
+// RFC 9110 §8.6: 1*DIGIT, leading zeros included (llhttp reads "0005" as 5).
+const LENGTH = /^[0-9]+$/;
+// The one Transfer-Encoding waygate reads (RFC 9112 §6.1, §7), as llhttp recognises it: a
+// single `chunked`, trailing spaces allowed. llhttp does not take "chunked<HTAB>" or "chunked,"
+// for chunked and reads such a body to the close, so those are refused rather than read another way.
+const CHUNKED_ONLY = /^[ \t]*chunked *$/i;
+// Node's and llhttp's Keep-Alive reading differ; waygate takes the first timeout= anywhere in the
+// field (undici's reading) and never reuses past it.
+const HINT = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i;
 
 /**
  * Parses one `name: value` line into `out`. Returns the lower-cased name when it is as long as
- * one the parser acts on (content-length 14, transfer-encoding 17, connection and keep-alive 10),
- * else "": other names are not lower-cased per response.
+ * one the parser acts on (content-length 14, transfer-encoding 17, connection and keep-alive 10,
+ * proxy-connection 16), else "": other names are not lower-cased per response.
  */
 function fieldLine(line: string, out: string[]): string {
   const colon = line.indexOf(':');
@@ -51,7 +60,8 @@ function fieldLine(line: string, out: string[]): string {
   const value = line.slice(start, end);
   if (BAD_VALUE.test(value)) throw badResponse('HPE_INVALID_HEADER_TOKEN', `invalid value in header "${name}"`);
   out.push(name, value);
-  return name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : '';
+  const n = name.length;
+  return n === 14 || n === 17 || n === 10 || n === 16 ? name.toLowerCase() : '';
 }
 
 /** Splits a comma-separated list into lower-cased, trimmed, non-empty items. */
@@ -77,16 +87,16 @@ export function parseHead(text: string, method: string): ResponseHead {
     throw badResponse('HPE_INVALID_CONSTANT', `invalid status line "${first.slice(0, 40)}"`);
   }
   const status = Number(first.slice(9, 12));
-  if (!DIGITS.test(first.slice(9, 12)) || status < 100 || (first.length > 12 && first.charCodeAt(12) !== 32)) {
+  if (!STATUS.test(first.slice(9, 12)) || status < 100 || (first.length > 12 && first.charCodeAt(12) !== 32)) {
     throw badResponse('HPE_INVALID_STATUS', `invalid status line "${first.slice(0, 40)}"`);
   }
   const reason = first.length > 13 ? first.slice(13) : '';
   if (BAD_VALUE.test(reason)) throw badResponse('HPE_INVALID_STATUS', 'invalid reason phrase');
   const raw: string[] = [];
   let length = -1;
-  let te: string[] | undefined;
+  let chunked = false;
   let keepAlive = minor === 49;
-  let keepAliveHint = 0;
+  let keepAliveHint = -1;
   for (let i = 1; i < lines.length; i++) {
     const lower = fieldLine(lines[i], raw);
     if (lower === '') continue;
@@ -94,52 +104,102 @@ export function parseHead(text: string, method: string): ResponseHead {
     if (lower === 'content-length') {
       // A second Content-Length, even an equal one, or a list: ambiguous, refused.
       if (length !== -1) throw badResponse('HPE_UNEXPECTED_CONTENT_LENGTH', 'duplicate Content-Length');
-      if (!DIGITS.test(value)) throw badResponse('HPE_INVALID_CONTENT_LENGTH', `invalid Content-Length "${value.slice(0, 40)}"`);
+      // Beyond 2^53 - 1 a length is no longer exact in a JS number: refused, not rounded.
+      if (!LENGTH.test(value) || Number(value) > Number.MAX_SAFE_INTEGER) throw badResponse('HPE_INVALID_CONTENT_LENGTH', `invalid Content-Length "${value.slice(0, 40)}"`);
       length = Number(value);
     } else if (lower === 'transfer-encoding') {
-      (te ??= []).push(...listItems(value));
-    } else if (lower === 'connection') {
+      // RFC 9112 §6.1: chunked is the only transfer coding waygate decodes. Any other ("gzip,
+      // chunked", "gzip") would reach the client de-chunked but still encoded, with nothing
+      // declaring it (the field is hop-by-hop): refused, as nginx does. A second field, even
+      // "chunked" again, is refused too (a sender MUST NOT apply chunked more than once).
+      if (chunked || !CHUNKED_ONLY.test(lines[i].slice(lines[i].indexOf(':') + 1))) {
+        throw badResponse('HPE_INVALID_TRANSFER_ENCODING', `unsupported transfer coding "${listItems(value).join(', ').slice(0, 40)}"`);
+      }
+      chunked = true;
+    } else if (lower === 'connection' || lower === 'proxy-connection') {
+      // llhttp (so Node and undici) reads the non-standard Proxy-Connection as Connection; its
+      // `close` is honoured the same way here, so no client reuses what the other would not.
       for (const token of listItems(value)) {
         if (token === 'close') keepAlive = false;
         else if (token === 'keep-alive' && minor === 48) keepAlive = true;
       }
-    } else if (lower === 'keep-alive') {
-      const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+    } else if (lower === 'keep-alive' && keepAliveHint === -1) {
+      const m = HINT.exec(value);
       if (m !== null) keepAliveHint = Number(m[1]) * 1000;
     }
   }
-  if (te !== undefined && length !== -1) {
+  if (chunked && length !== -1) {
     throw badResponse('HPE_UNEXPECTED_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
-  }
-  // RFC 9112 §6.1: chunked is the only transfer coding waygate decodes. Any other ("gzip, chunked",
-  // "gzip") would reach the client de-chunked but still encoded, with nothing declaring it (the
-  // field is hop-by-hop): refused, as nginx does. "chunked, chunked" is refused too (RFC 9112 §6.1:
-  // a sender MUST NOT apply chunked more than once).
-  if (te !== undefined && (te.length !== 1 || te[0] !== 'chunked')) {
-    throw badResponse('HPE_INVALID_TRANSFER_ENCODING', `unsupported transfer coding "${te.join(', ').slice(0, 40)}"`);
   }
   let framing: Framing;
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) framing = 'none';
-  else if (te !== undefined) framing = 'chunked';
+  else if (chunked) framing = 'chunked';
   else if (length !== -1) framing = 'length';
   else framing = 'close';
-  if (framing === 'close') keepAlive = false;
+  // A response to HEAD with neither Content-Length nor chunked would have been read to the close:
+  // llhttp (so Node and undici) does not reuse such a connection, for servers that write a body
+  // there anyway; neither does waygate.
+  if (framing === 'close' || (method === 'HEAD' && status >= 200 && !chunked && length === -1)) keepAlive = false;
   return { status, reason, raw, framing, length: length === -1 ? 0 : length, keepAlive, keepAliveHint };
 }
 
+// The chunked decoder's states. A chunk line (RFC 9112 §7.1, §7.1.1) is read byte by byte with
+// llhttp's strict grammar, so a byte llhttp refuses is refused here as it arrives, not when (or if)
+// the line ends: the size in hex (leading zeros allowed), then extensions `;name[=value]` with
+// token names and token or quoted-string values, no whitespace anywhere, then CRLF.
 const SIZE = 0;
-const DATA = 1;
-const DATA_END = 2;
-const TRAILERS = 3;
-const DONE = 4;
-const HEX = /^[0-9a-fA-F]{1,13}(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+/** Just after a `;`: a name, another `;` or `=` (llhttp takes empty names there), not the line end. */
+const EXT_START = 1;
+const EXT_NAME = 2;
+/** Just after `=`. */
+const EXT_VALUE_START = 3;
+const EXT_VALUE = 4;
+const QUOTED = 5;
+/** After a backslash in a quoted value. */
+const QUOTED_PAIR = 6;
+/** After the closing quote: only `;` or the line end. */
+const QUOTED_END = 7;
+/** The CR of a chunk line was read: LF must follow. */
+const LINE_LF = 8;
+const DATA = 9;
+/** The data of a chunk was read: CR LF must follow. */
+const DATA_CR = 10;
+const DATA_LF = 11;
+const TRAILERS = 12;
+const DONE = 13;
+/** The longest chunk line (size and extensions), as llhttp's 16 KiB limit on extensions is for Node. */
 const MAX_LINE = 4096;
+
+/** tchar (RFC 9110 §5.6.2), by byte. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+
+/** The value of a hex digit, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** qdtext (RFC 9110 §5.6.4): HTAB, SP, VCHAR but `"` and `\`, obs-text. */
+const qdtext = (c: number): boolean => c === 9 || c === 32 || c === 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+/** What a quoted-pair may escape: HTAB, SP, VCHAR, obs-text. */
+const quotable = (c: number): boolean => c === 9 || (c >= 0x20 && c <= 0x7e) || c >= 0x80;
+/** Bytes that can appear nowhere in a field line (CR only right before LF). */
+const NEVER_IN_FIELD = /[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f]|\r[^\n]/;
+
+const badChunk = (message: string): Error => badResponse('HPE_INVALID_CHUNK_SIZE', message);
 
 /** Decodes a chunked body (RFC 9112 §7.1) across any split of the bytes. */
 export class ChunkedDecoder {
   #state = SIZE;
-  /** The size line or the trailer section read so far. */
+  #size = 0;
+  #digits = 0;
+  #lineLength = 0;
+  /** The trailer line read so far. */
   #line = '';
+  #trailerBytes = 0;
+  readonly #trailerRaw: string[] = [];
   #remaining = 0;
   readonly #maxTrailers: number;
   /** Trailer fields, once the body is done. */
@@ -165,58 +225,128 @@ export class ChunkedDecoder {
         const n = Math.min(this.#remaining, buf.length - pos);
         this.#remaining -= n;
         pos += n;
-        if (this.#remaining === 0) this.#state = DATA_END;
+        if (this.#remaining === 0) this.#state = DATA_CR;
         if (!onData(buf.subarray(pos - n, pos))) return pos;
-      } else if (state === SIZE || state === DATA_END) {
-        const nl = buf.indexOf(10, pos);
-        const end = nl === -1 ? buf.length : nl + 1;
-        this.#line += buf.toString('latin1', pos, end);
-        pos = end;
-        if (this.#line.length > MAX_LINE) throw badResponse('HPE_INVALID_CHUNK_SIZE', 'chunk size line too long');
-        if (nl === -1) continue;
-        const line = this.#line;
-        this.#line = '';
-        if (line.length < 2 || line.charCodeAt(line.length - 2) !== 13) throw badResponse('HPE_INVALID_CHUNK_SIZE', 'bare LF in chunked body');
-        if (state === DATA_END) {
-          if (line.length !== 2) throw badResponse('HPE_INVALID_CHUNK_SIZE', 'chunk data longer than its size');
-          this.#state = SIZE;
-          continue;
-        }
-        const text = line.slice(0, -2);
-        if (!HEX.test(text)) throw badResponse('HPE_INVALID_CHUNK_SIZE', `invalid chunk size "${text.slice(0, 20)}"`);
-        const semi = text.search(/[ \t;]/);
-        const size = Number.parseInt(semi === -1 ? text : text.slice(0, semi), 16);
-        if (size === 0) this.#state = TRAILERS;
-        else {
-          this.#remaining = size;
-          this.#state = DATA;
-        }
       } else if (state === TRAILERS) {
-        // Everything up to an empty line: "\r\n" alone, or "…\r\n\r\n".
-        const nl = buf.indexOf(10, pos);
-        const end = nl === -1 ? buf.length : nl + 1;
-        this.#line += buf.toString('latin1', pos, end);
-        pos = end;
-        if (this.#line.length > this.#maxTrailers) throw badResponse('HPE_HEADER_OVERFLOW', 'trailers too large');
-        if (nl === -1) continue;
-        const text = this.#line;
-        if (text.endsWith('\n') && !text.endsWith('\r\n')) throw badResponse('HPE_INVALID_HEADER_TOKEN', 'bare LF in trailers');
-        if (text === '\r\n' || text.endsWith('\r\n\r\n')) {
-          this.#parseTrailers(text.slice(0, -2));
-          this.#state = DONE;
-          return pos;
-        }
-      } else {
+        pos = this.#trailers(buf, pos);
+        if (this.#state === DONE) return pos;
+      } else if (state === DONE) {
         return pos;
+      } else {
+        this.#lineByte(buf[pos++]);
       }
     }
     return pos;
   }
 
-  #parseTrailers(text: string): void {
-    if (text === '') return;
-    const raw: string[] = [];
-    for (const line of text.slice(0, -2).split('\r\n')) fieldLine(line, raw);
+  /** One byte of a chunk line or of the CRLF after chunk data. */
+  #lineByte(c: number): void {
+    if (++this.#lineLength > MAX_LINE) throw badChunk('chunk size line too long');
+    switch (this.#state) {
+      case SIZE: {
+        const d = hexDigit(c);
+        if (d !== -1) {
+          this.#size = this.#size * 16 + d;
+          this.#digits++;
+          // Past 2^53 - 1 a size is no longer exact in a JS number: refused, not rounded.
+          if (this.#size > Number.MAX_SAFE_INTEGER) throw badChunk('chunk size too large');
+        } else if (this.#digits > 0 && c === 59) this.#state = EXT_START;
+        else if (this.#digits > 0 && c === 13) this.#state = LINE_LF;
+        else throw badChunk(`invalid character ${c} in chunk size`);
+        return;
+      }
+      case EXT_START:
+      case EXT_NAME:
+        if (TCHAR[c] === 1) this.#state = EXT_NAME;
+        else if (c === 59) this.#state = EXT_START;
+        else if (c === 61) this.#state = EXT_VALUE_START;
+        else if (c === 13 && this.#state === EXT_NAME) this.#state = LINE_LF;
+        else throw badChunk(`invalid character ${c} in chunk extension name`);
+        return;
+      case EXT_VALUE_START:
+      case EXT_VALUE:
+        if (TCHAR[c] === 1) this.#state = EXT_VALUE;
+        else if (c === 34 && this.#state === EXT_VALUE_START) this.#state = QUOTED;
+        else if (c === 59) this.#state = EXT_START;
+        else if (c === 13) this.#state = LINE_LF;
+        else throw badChunk(`invalid character ${c} in chunk extension value`);
+        return;
+      case QUOTED:
+        if (c === 34) this.#state = QUOTED_END;
+        else if (c === 92) this.#state = QUOTED_PAIR;
+        else if (!qdtext(c)) throw badChunk(`invalid character ${c} in a quoted chunk extension`);
+        return;
+      case QUOTED_PAIR:
+        if (!quotable(c)) throw badChunk(`invalid quoted-pair ${c} in a chunk extension`);
+        this.#state = QUOTED;
+        return;
+      case QUOTED_END:
+        if (c === 59) this.#state = EXT_START;
+        else if (c === 13) this.#state = LINE_LF;
+        else throw badChunk(`invalid character ${c} after a quoted chunk extension`);
+        return;
+      case LINE_LF:
+        if (c !== 10) throw badChunk('expected LF after the chunk size line');
+        this.#lineLength = 0;
+        if (this.#size === 0) this.#state = TRAILERS;
+        else {
+          this.#remaining = this.#size;
+          this.#state = DATA;
+        }
+        return;
+      case DATA_CR:
+        if (c !== 13) throw badChunk('chunk data longer than its size');
+        this.#state = DATA_LF;
+        return;
+      default:
+        if (c !== 10) throw badChunk('expected LF after chunk data');
+        this.#state = SIZE;
+        this.#size = 0;
+        this.#digits = 0;
+        this.#lineLength = 0;
+    }
+  }
+
+  /**
+   * Reads the trailer section from `pos` (RFC 9112 §7.1.2): fields like header fields, each line
+   * checked as soon as it is whole (and a partial one for bytes no field line may hold), up to
+   * an empty line. Returns the position reached.
+   */
+  #trailers(buf: Buffer, pos: number): number {
+    while (pos < buf.length) {
+      const nl = buf.indexOf(10, pos);
+      const end = nl === -1 ? buf.length : nl + 1;
+      this.#trailerBytes += end - pos;
+      if (this.#trailerBytes > this.#maxTrailers) throw badResponse('HPE_HEADER_OVERFLOW', 'trailers too large');
+      this.#line += buf.toString('latin1', pos, end);
+      pos = end;
+      const line = this.#line;
+      if (nl === -1) {
+        // Refused as soon as llhttp would: a byte that is never valid, or a bad name byte.
+        const colon = line.indexOf(':');
+        const name = colon === -1 ? line : line.slice(0, colon);
+        if (NEVER_IN_FIELD.test(line) || (name !== '' && name !== '\r' && !TOKEN.test(name))) {
+          throw badResponse('HPE_INVALID_HEADER_TOKEN', 'invalid trailer field');
+        }
+        return pos;
+      }
+      this.#line = '';
+      if (line.length < 2 || line.charCodeAt(line.length - 2) !== 13) throw badResponse('HPE_INVALID_HEADER_TOKEN', 'bare LF in trailers');
+      if (line.length === 2) {
+        this.#finishTrailers();
+        this.#state = DONE;
+        return pos;
+      }
+      // Framing belongs in the head (RFC 9110 §6.5.1); llhttp refuses a Content-Length here.
+      if (fieldLine(line.slice(0, -2), this.#trailerRaw) === 'content-length') {
+        throw badResponse('HPE_UNEXPECTED_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
+      }
+    }
+    return pos;
+  }
+
+  #finishTrailers(): void {
+    const raw = this.#trailerRaw;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toLowerCase();
       const prev = this.trailers[name];

@@ -15,7 +15,7 @@ const codeOf = (f: () => unknown): string | undefined => {
 describe('parseHead', () => {
   test('a plain response: status, reason, raw headers in order, Content-Length framing, keep-alive', () => {
     const h = parseHead('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2', 'GET');
-    expect(h).toMatchObject({ status: 200, reason: 'OK', framing: 'length', length: 5, keepAlive: true, keepAliveHint: 0 });
+    expect(h).toMatchObject({ status: 200, reason: 'OK', framing: 'length', length: 5, keepAlive: true, keepAliveHint: -1 });
     expect(h.raw).toEqual(['Content-Type', 'text/plain', 'Content-Length', '5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
 
@@ -48,6 +48,53 @@ describe('parseHead', () => {
     ['x-custom'],
   ])('Transfer-Encoding: %s is refused', (te) => {
     expect(() => parseHead(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}`, 'GET')).toThrow(expect.objectContaining({ code: 'HPE_INVALID_TRANSFER_ENCODING' }));
+  });
+
+  // Found by the differential fuzz (test/fuzz, seed 1): llhttp does not take these for chunked and
+  // reads the body to the close, while waygate decoded chunks: one response read two ways.
+  test.each([
+    ['chunked\t'],
+    ['chunked,'],
+    ['chunked ,'],
+    ['\tchunked\t'],
+    ['chunked\r\nTransfer-Encoding:'],
+    [''],
+  ])('Transfer-Encoding: %j is refused (llhttp reads it to the close, or refuses it)', (te) => {
+    expect(codeOf(() => parseHead(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}`, 'GET'))).toBe('HPE_INVALID_TRANSFER_ENCODING');
+  });
+
+  test('Transfer-Encoding: chunked with spaces around it is chunked, as llhttp reads it', () => {
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding:  chunked  ', 'GET').framing).toBe('chunked');
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding:\tCHUNKED', 'GET').framing).toBe('chunked');
+  });
+
+  // Fuzz, seed 1: lengths of 16 digits and more were refused, leading zeros included.
+  test('Content-Length: leading zeros and every length up to 2^53 - 1 are read; beyond, refused', () => {
+    expect(parseHead(`HTTP/1.1 200 OK\r\nContent-Length: ${'0'.repeat(40)}5`, 'GET')).toMatchObject({ framing: 'length', length: 5 });
+    expect(parseHead('HTTP/1.1 200 OK\r\nContent-Length: 9007199254740991', 'GET').length).toBe(Number.MAX_SAFE_INTEGER);
+    expect(codeOf(() => parseHead('HTTP/1.1 200 OK\r\nContent-Length: 9007199254740992', 'GET'))).toBe('HPE_INVALID_CONTENT_LENGTH');
+  });
+
+  // Fuzz, seed 1: llhttp reads Proxy-Connection as Connection, so Node closed where waygate reused.
+  test('Proxy-Connection is read like Connection', () => {
+    expect(parseHead('HTTP/1.1 200 OK\r\nProxy-Connection: te, close\r\nContent-Length: 0', 'GET').keepAlive).toBe(false);
+    expect(parseHead('HTTP/1.0 200 OK\r\nProxy-Connection: keep-alive\r\nContent-Length: 0', 'GET').keepAlive).toBe(true);
+  });
+
+  // Fuzz, seed 1: the last of two Keep-Alive hints won (Node reads the first), and timeout=0 read as
+  // "no hint" (a connection kept that the upstream closes at once).
+  test('the Keep-Alive hint: the first timeout counts, timeout=0 is a hint, none is -1', () => {
+    expect(parseHead('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nKeep-Alive: timeout=2\r\nContent-Length: 0', 'GET').keepAliveHint).toBe(1000);
+    expect(parseHead('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=0\r\nContent-Length: 0', 'GET').keepAliveHint).toBe(0);
+    expect(parseHead('HTTP/1.1 200 OK\r\nKeep-Alive: max=5\r\nContent-Length: 0', 'GET').keepAliveHint).toBe(-1);
+  });
+
+  // Fuzz, seed 1: llhttp (and undici) does not reuse after a HEAD response that has no length.
+  test('a response to HEAD without Content-Length or chunked does not keep the connection; with one it does', () => {
+    expect(parseHead('HTTP/1.1 200 OK\r\nX-A: 1', 'HEAD')).toMatchObject({ framing: 'none', keepAlive: false });
+    expect(parseHead('HTTP/1.1 200 OK\r\nContent-Length: 10', 'HEAD')).toMatchObject({ framing: 'none', keepAlive: true });
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked', 'HEAD')).toMatchObject({ framing: 'none', keepAlive: true });
+    expect(parseHead('HTTP/1.1 100 Continue', 'HEAD').keepAlive).toBe(true);
   });
 
   test('connection: close, HTTP/1.0 without keep-alive, and the Keep-Alive timeout hint', () => {
@@ -121,6 +168,46 @@ describe('ChunkedDecoder', () => {
     });
     expect(seen).toEqual(['ab', 'cd']);
     expect(d.done).toBe(true);
+  });
+
+  // Fuzz, seed 1: a size of more than 13 digits was refused, leading zeros included.
+  test('a size with leading zeros, in either case', () => {
+    expect(decode(`${'0'.repeat(20)}5\r\nhello\r\n00A\r\n0123456789\r\n${'0'.repeat(20)}\r\n\r\n`, 1)).toMatchObject({ data: 'hello0123456789', done: true });
+  });
+
+  // Fuzz, seed 1: llhttp's strict grammar for chunk extensions (RFC 9112 §7.1.1 without BWS):
+  // token names (llhttp takes an empty one before ';' or '='), token or quoted-string values.
+  test.each(['5;a', '5;a=b', '5;a="b c"', '5;a="esc\\"q"', '5;a=b;c=d', '5;a;b', '5;a=', '5;a=;b', '5;=b', '5;;a', '5;a=""', '5;a="\xe9"', "5;a='b'"])('the chunk line %j is read', (line) => {
+    expect(decode(`${line}\r\nhello\r\n0\r\n\r\n`, 1)).toMatchObject({ data: 'hello', done: true });
+  });
+
+  // Each is refused at the offending byte, before its line ends (llhttp does the same), so an
+  // upstream that stops there is not read as if the line might still turn out valid.
+  test.each([
+    '5 ;a', '5\t;a', '5; a=b', '5;a =b', '5;a= b', '5;a=b ', '5;a=b\t', '5;a=b c', '5;a=b,c', '5;a@b', '5;a/b', '5;a=b=c',
+    '5;"q"', '5;a"', '5;a="x"y', '5;a="x" ', '5;a="x\x01"', '5;a="\x7f"', '5;a="\\\x01"', '5;\x80', '5;a=\x80', '5;a=\t', '5\r\r',
+  ])('the chunk line %j is refused before its end', (line) => {
+    expect(codeOf(() => decode(line, 1))).toBe('HPE_INVALID_CHUNK_SIZE');
+    expect(codeOf(() => decode(`${line}\r\nhello\r\n0\r\n\r\n`, 1000))).toBe('HPE_INVALID_CHUNK_SIZE');
+  });
+
+  test.each(['5;', '5;a;', '5;a=b;', '5;a="unterminated'])('the chunk line %j is refused at its CR', (line) => {
+    expect(decode(line, 1).done).toBe(false);
+    expect(codeOf(() => decode(`${line}\r\nhello\r\n0\r\n\r\n`, 1))).toBe('HPE_INVALID_CHUNK_SIZE');
+  });
+
+  test('a size beyond 2^53 - 1 is refused, not rounded', () => {
+    expect(decode('1fffffffffffff\r\nabc', 3).done).toBe(false);
+    expect(codeOf(() => decode('20000000000000\r\n', 1))).toBe('HPE_INVALID_CHUNK_SIZE');
+  });
+
+  // Fuzz, seed 1: llhttp refuses framing in trailers; waygate passed it on as a trailer.
+  test('a Content-Length trailer is refused', () => {
+    expect(codeOf(() => decode('3\r\nabc\r\n0\r\nContent-Length: 5\r\n\r\n', 1))).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+  });
+
+  test.each([['X-B: \x01'], ['X('], ['X-A : a'], [' X'], ['X-A: a\rb']])('a trailer line %j is refused before it ends', (partial) => {
+    expect(codeOf(() => decode(`3\r\nabc\r\n0\r\nX-A: 1\r\n${partial}`, 1))).toBe('HPE_INVALID_HEADER_TOKEN');
   });
 
   test.each([

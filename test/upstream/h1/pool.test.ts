@@ -4,10 +4,12 @@
 // ../conformance.test.ts.
 import { createHook } from 'node:async_hooks';
 import { once } from 'node:events';
+import { maxHeaderSize } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
+import { fromUpstreamError } from '../../../src/errors.ts';
 import { H1Pool } from '../../../src/upstream/h1/pool.ts';
 import { makeCa, makeLeaf } from '../../tls-helpers.ts';
 import { call, closeAll, httpUpstream, rawUpstream, track } from '../client-harness.ts';
@@ -131,5 +133,79 @@ describe('H1Pool', () => {
     for (const o of many) expect(o.body).toBe('tls');
     expect(resumed.length).toBeGreaterThan(1);
     expect(resumed.slice(1).every(Boolean)).toBe(true);
+  });
+});
+
+// Differences from llhttp found by the differential fuzz (test/fuzz, `npm run fuzz`), each checked
+// to fail before its fix; the parser-level ones are in parse.test.ts.
+describe('H1Pool, as the fuzz found it', () => {
+  test('a head of exactly maxHeaderSize bytes is read whichever read ends inside its blank line; one byte more is refused', async () => {
+    // Seed 1, cases 1019 and 7022: refused when a read ended after "\r\n\r" of the blank line.
+    const head = (size: number): string => {
+      const start = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: ';
+      return start + 'p'.repeat(size - start.length);
+    };
+    let response = '';
+    let at = 0;
+    const up = await rawUpstream((_head, sock) => {
+      sock.write(response.slice(0, at), 'latin1');
+      // Pacing only (nothing asserts on time): the client reads the first part on its own.
+      setTimeout(() => sock.write(response.slice(at), 'latin1'), 30);
+    });
+    const p = pool(up.port);
+    for (const extra of [1, 2, 3]) {
+      response = `${head(maxHeaderSize)}\r\n\r\nok`;
+      at = maxHeaderSize + extra;
+      expect(await call(p)).toMatchObject({ status: 200, body: 'ok', violations: [] });
+      response = `${head(maxHeaderSize + 1)}\r\n\r\nok`;
+      at = maxHeaderSize + 1 + extra;
+      expect((await call(p)).error?.code).toBe('HPE_HEADER_OVERFLOW');
+    }
+  });
+
+  test('an interim response that closes the connection is a bad response: what follows it is not read as the final one', async () => {
+    // Seed 1, cases 16 and 1756: llhttp refuses anything after a 1xx that ends the connection.
+    const up = await rawUpstream((head, sock) => {
+      const version = head.startsWith('GET /1.0 ') ? 'HTTP/1.0 103 Early Hints\r\n' : 'HTTP/1.1 100 Continue\r\nConnection: close\r\n';
+      sock.write(`${version}\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`);
+    });
+    const p = pool(up.port);
+    for (const path of ['/close', '/1.0']) {
+      const o = await call(p, { path });
+      expect({ path, code: o.error?.code, status: o.status, kind: fromUpstreamError(o.error).code }).toEqual({ path, code: 'HPE_CLOSED_CONNECTION', status: undefined, kind: 'upstream_bad_response' });
+    }
+  });
+
+  test('Transfer-Encoding: chunked followed by a tab is a bad response, not a body de-chunked where llhttp reads it to the close', async () => {
+    // Seed 1, case 197: both accepted, with different body bytes.
+    const up = await rawUpstream((_head, sock) => sock.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n'));
+    const o = await call(pool(up.port));
+    expect(o.error?.code).toBe('HPE_INVALID_TRANSFER_ENCODING');
+    expect(o.status).toBeUndefined();
+  });
+
+  test('no reuse after a HEAD response without a length, Keep-Alive: timeout=0, or Proxy-Connection: close', async () => {
+    // Seed 1, cases 5005, 1189 and the Keep-Alive cases: waygate reused where llhttp would not.
+    const up = await rawUpstream((head, sock) => {
+      const path = head.split(' ')[1];
+      if (path === '/head') sock.write('HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n');
+      else if (path === '/timeout-0') sock.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=0\r\nContent-Length: 1\r\n\r\nx');
+      else if (path === '/proxy-close') sock.write('HTTP/1.1 200 OK\r\nProxy-Connection: close\r\nContent-Length: 1\r\n\r\nx');
+      else sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx');
+    });
+    const p = pool(up.port);
+    expect(await call(p, { method: 'HEAD', path: '/head' })).toMatchObject({ status: 200, body: '', violations: [] });
+    expect((await call(p, { path: '/timeout-0' })).body).toBe('x');
+    expect((await call(p, { path: '/proxy-close' })).body).toBe('x');
+    expect((await call(p)).body).toBe('x');
+    expect(up.connections()).toBe(4);
+  });
+
+  test('a chunk line refused at its offending byte fails the request at once, not at the idle timeout', async () => {
+    // llhttp refuses "5; a" at the space; waygate used to wait for the end of the line.
+    const up = await rawUpstream((_head, sock) => sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5; a'));
+    const o = await call(pool(up.port), { idleTimeout: 15_000 });
+    expect(o).toMatchObject({ status: 200, violations: [] });
+    expect(o.error?.code).toBe('HPE_INVALID_CHUNK_SIZE');
   });
 });
