@@ -15,7 +15,17 @@ export interface Judgement {
   reason?: string;
   /** The allow-list entry that excused the difference. */
   allowance?: string;
+  /** An agreement worth counting apart (see LATE_HEAD_REFUSAL). */
+  note?: string;
 }
+
+/**
+ * llhttp refuses a bad byte of a head as it arrives; waygate checks a head once its blank line is
+ * there (one pass over a whole head, not one per read). A head that never ends is refused by
+ * waygate at the response timeout instead: neither client accepted anything, so it counts as
+ * agreement, apart.
+ */
+export const LATE_HEAD_REFUSAL = 'head refused late';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 200) ?? 'undefined';
@@ -34,8 +44,7 @@ export function judge(c: FuzzCase, b: Observation, n: Observation, list: readonl
   const nRejected = n.verdict === 'rejected';
   if (bRejected && nRejected) return { kind: 'agree' };
   if (!bRejected && nRejected) {
-    // Still waiting for the end of a head that llhttp refused byte by byte: neither accepted it.
-    if (b.verdict === 'pending' && b.status === undefined && n.status === undefined) return { kind: 'agree' };
+    if (b.verdict === 'pending' && b.status === undefined && n.status === undefined) return { kind: 'agree', note: LATE_HEAD_REFUSAL };
     return { kind: 'disagree', reason: `waygate ${b.verdict === 'accepted' ? 'accepts' : 'is still reading'} what llhttp rejects (${n.error})` };
   }
   if (bRejected && !nRejected) {

@@ -2,6 +2,7 @@
 // its split points and pauses, the method, what the upstream did with the connection).
 import { writeFileSync } from 'node:fs';
 import { toJson } from './case.ts';
+import { LATE_HEAD_REFUSAL } from './compare.ts';
 import type { Result, Stats } from './fuzz.ts';
 import type { Observation } from './observation.ts';
 
@@ -47,6 +48,7 @@ export function summary(s: Stats): string {
     `waygate (builtin): ${v(s.verdicts.builtin)}`,
     `node (llhttp):     ${v(s.verdicts.node)}`,
     `allowed differences: ${allowed.length === 0 ? 'none' : allowed.map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `heads llhttp refused byte by byte that never ended (waygate refuses them at the response timeout): ${s.notes[LATE_HEAD_REFUSAL] ?? 0}`,
     `unconfirmed (not reproduced on rerun): ${s.unconfirmed.length}`,
     `disagreements: ${s.disagreements.length}`,
   ].join('\n');

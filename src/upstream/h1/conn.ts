@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { coded } from '../client.ts';
-import { ChunkedDecoder, badResponse, parseHead } from './parse.ts';
+import { ChunkedDecoder, badResponse, checkLineEnds, parseHead } from './parse.ts';
 import type { ResponseHead } from './parse.ts';
 import type { H1PoolOptions } from './pool.ts';
 import { Upload } from './request.ts';
@@ -262,6 +262,7 @@ export class H1Conn implements RequestConn {
         // Up to three bytes of the blank line may already be here ("\r\n\r"): a head within the
         // limit is refused whatever the split of its bytes (found by the differential fuzz).
         if (buf.length - pos > maxHeaderSize + 3) throw badResponse('HPE_HEADER_OVERFLOW', 'upstream response headers too large');
+        checkLineEnds(buf, pos, Math.max(pos, searchFrom - 1));
         this.#pending = buf.subarray(pos);
         return;
       }

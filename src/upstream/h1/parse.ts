@@ -143,6 +143,21 @@ export function parseHead(text: string, method: string): ResponseHead {
   return { status, reason, raw, framing, length: length === -1 ? 0 : length, keepAlive, keepAliveHint };
 }
 
+/**
+ * Checks the bytes of a head that has not ended yet, from `from` (the head starts at `start`):
+ * a CR not followed by LF or an LF without its CR can never be part of a valid head (RFC 9112
+ * §2.2), and llhttp refuses them as they arrive. Without this, a head broken that way whose blank
+ * line never comes would wait for the response timeout.
+ */
+export function checkLineEnds(buf: Buffer, start: number, from: number): void {
+  for (let i = buf.indexOf(13, from); i !== -1 && i + 1 < buf.length; i = buf.indexOf(13, i + 1)) {
+    if (buf[i + 1] !== 10) throw badResponse('HPE_LF_EXPECTED', 'CR without LF in the response head');
+  }
+  for (let i = buf.indexOf(10, from); i !== -1; i = buf.indexOf(10, i + 1)) {
+    if (i === start || buf[i - 1] !== 13) throw badResponse('HPE_CR_EXPECTED', 'LF without CR in the response head');
+  }
+}
+
 // The chunked decoder's states. A chunk line (RFC 9112 §7.1, §7.1.1) is read byte by byte with
 // llhttp's strict grammar, so a byte llhttp refuses is refused here as it arrives, not when (or if)
 // the line ends: the size in hex (leading zeros allowed), then extensions `;name[=value]` with

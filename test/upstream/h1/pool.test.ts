@@ -201,6 +201,17 @@ describe('H1Pool, as the fuzz found it', () => {
     expect(up.connections()).toBe(4);
   });
 
+  test('a head broken by a bare LF or CR fails the request at once, even if its blank line never comes', async () => {
+    // Fuzz, seed 5: such heads waited for the response timeout where llhttp refused them at the byte.
+    const up = await rawUpstream((head, sock) => {
+      if (head.startsWith('GET /lf ')) sock.write('HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\n');
+      else sock.write('HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\n');
+    });
+    const p = pool(up.port);
+    expect((await call(p, { path: '/lf', responseTimeout: 15_000 })).error?.code).toBe('HPE_CR_EXPECTED');
+    expect((await call(p, { path: '/cr', responseTimeout: 15_000 })).error?.code).toBe('HPE_LF_EXPECTED');
+  });
+
   test('a chunk line refused at its offending byte fails the request at once, not at the idle timeout', async () => {
     // llhttp refuses "5; a" at the space; waygate used to wait for the end of the line.
     const up = await rawUpstream((_head, sock) => sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5; a'));
