@@ -1,0 +1,160 @@
+// The soak's verdict, read from outside the gateway after the chaos: it still runs with a clean
+// stderr, every target's in-flight is back to 0, client and upstream connections and file
+// descriptors are back to their baseline, RSS grew less than a stated bound, the healthy pools
+// answer 100 requests each over HTTP/1.1 and HTTP/2 with 200 quickly, and SIGTERM drains it.
+import type { Proto } from './kit/http-client.ts';
+import { h1, h2, h2Session } from './kit/http-client.ts';
+import { wrongAnswer } from './clients/normal.ts';
+import type { RequestSpec } from './kit/http-client.ts';
+import { pollUntil, sleep } from './kit/time.ts';
+import { Scope } from './scope.ts';
+import type { Shared } from './scope.ts';
+import type { UpstreamHost } from './upstreams.ts';
+import type { WaygateProcess } from './waygate-process.ts';
+
+/** How long in-flight counts may take to drain once the last client is gone. */
+export const IN_FLIGHT_DEADLINE_MS = 15_000;
+/** How long connections may take to close: the gateway's upstream keep-alive (4 s) and clientIdle, with room. */
+export const DRAIN_DEADLINE_MS = 20_000;
+/** File descriptors the gateway may hold over its baseline once at rest (lazily opened files, a late admin socket). */
+export const FD_SLACK = 3;
+/** RSS growth over the post-warm-up baseline that counts as a leak. */
+export const RSS_GROWTH_BOUND = 64 * 1024 * 1024;
+/** Requests of the final probe, per pool and protocol. */
+export const PROBE_REQUESTS = 100;
+/** The slowest answer the final probe accepts (under the pools' 2 s response timeout, so a poisoned connection cannot hide). */
+export const PROBE_MAX_MS = 1500;
+
+/** One check's result. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The gateway at rest: file descriptors, open client connections, sockets to the upstreams. */
+export interface Rest {
+  fds: number;
+  conns: number;
+  upstream: number;
+  /** fds − conns − upstream: what the gateway holds besides its sockets. */
+  other: number;
+}
+
+/** One reading. */
+export async function measure(gw: WaygateProcess, up: UpstreamHost): Promise<Rest> {
+  const conns = await gw.openConnections();
+  const { sockets } = await up.stats();
+  const fds = await gw.fds();
+  return { fds, conns, upstream: sockets, other: fds - conns - sockets };
+}
+
+/** A reading that holds still (two equal in a row, 250 ms apart; at most 5 s). */
+export async function measureStable(gw: WaygateProcess, up: UpstreamHost): Promise<Rest> {
+  let last = await measure(gw, up);
+  for (let i = 0; i < 20; i++) {
+    await sleep(250);
+    const now = await measure(gw, up);
+    if (now.fds === last.fds && now.conns === last.conns && now.upstream === last.upstream) return now;
+    last = now;
+  }
+  return last;
+}
+
+/** Every target's in-flight back to 0 within the deadline. */
+export async function checkInFlight(gw: WaygateProcess): Promise<Check> {
+  let busy: string[] = [];
+  const ok = await pollUntil(async () => {
+    busy = (await gw.targets()).filter((t) => t.inFlight !== 0).map((t) => `${t.pool} ${t.url}: ${t.inFlight}`);
+    return busy.length === 0;
+  }, IN_FLIGHT_DEADLINE_MS, 250);
+  return { name: 'in-flight back to 0', ok, detail: ok ? 'every target at 0' : `after ${IN_FLIGHT_DEADLINE_MS} ms: ${busy.join(', ')}` };
+}
+
+/** Client connections, upstream sockets and other descriptors back to the baseline within the deadline. */
+export async function checkDrained(gw: WaygateProcess, up: UpstreamHost, base: Rest): Promise<{ checks: Check[]; rest: Rest }> {
+  let rest = await measure(gw, up);
+  const started = Date.now();
+  await pollUntil(async () => {
+    rest = await measure(gw, up);
+    return rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
+  }, DRAIN_DEADLINE_MS, 500);
+  const took = `${Date.now() - started} ms after the last client`;
+  return {
+    rest,
+    checks: [
+      { name: 'client connections back to baseline', ok: rest.conns <= base.conns, detail: `waygate_open_connections ${rest.conns} (baseline ${base.conns}), ${took}` },
+      { name: 'upstream sockets back to baseline', ok: rest.upstream <= base.upstream, detail: `${rest.upstream} sockets open on the upstreams (baseline ${base.upstream})` },
+      {
+        name: 'file descriptors back to baseline',
+        ok: rest.other <= base.other + FD_SLACK,
+        detail: `${rest.fds} fds = ${rest.conns} client + ${rest.upstream} upstream + ${rest.other} other (baseline ${base.fds} = ${base.conns} + ${base.upstream} + ${base.other}; slack ${FD_SLACK})`,
+      },
+    ],
+  };
+}
+
+const PROBE_PATHS = ['echo', 'data?size=16384&chunked=1', 'data?size=262144&chunked=1&burst=1', 'data?size=100'];
+
+/** `PROBE_REQUESTS` normal requests to `pool` over `proto`, `concurrency` at a time: all 200, none slower than PROBE_MAX_MS. */
+export async function probe(shared: Shared, pool: string, proto: Proto, concurrency: number): Promise<Check> {
+  const scope = new Scope(shared);
+  const problems: string[] = [];
+  let slowest = 0;
+  const session = proto === 'h2' ? h2Session(scope.ctx) : undefined;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < PROBE_REQUESTS) {
+      const i = next++;
+      const spec: RequestSpec = { method: 'GET', path: `/${pool}/${PROBE_PATHS[i % PROBE_PATHS.length]}` };
+      const started = Date.now();
+      try {
+        const got = session === undefined ? await h1(scope.ctx, proto === 'h1s', spec) : await h2(scope.ctx, session, spec);
+        const ms = Date.now() - started;
+        slowest = Math.max(slowest, ms);
+        const wrong = wrongAnswer(spec, got);
+        if (wrong !== undefined) problems.push(`#${i} ${spec.path}: ${wrong} after ${ms} ms`);
+        else if (ms > PROBE_MAX_MS) problems.push(`#${i} ${spec.path}: 200 but after ${ms} ms`);
+      } catch (err) {
+        problems.push(`#${i} ${spec.path}: ${(err as Error).message} after ${Date.now() - started} ms`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  session?.close();
+  scope.end();
+  return {
+    name: `${PROBE_REQUESTS} requests to ${pool} over ${proto === 'h2' ? 'HTTP/2' : proto === 'h1s' ? 'HTTPS' : 'HTTP/1.1'}`,
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `all 200, slowest ${slowest} ms` : `${problems.length} bad: ${problems.slice(0, 5).join('; ')}`,
+  };
+}
+
+/** RSS over the baseline within RSS_GROWTH_BOUND. */
+export async function checkRss(gw: WaygateProcess, base: number): Promise<{ check: Check; rss: number }> {
+  const rss = await gw.rss();
+  const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MB`;
+  return { rss, check: { name: 'RSS growth within bound', ok: rss - base <= RSS_GROWTH_BOUND, detail: `${mb(rss)} now, ${mb(base)} at baseline: ${rss >= base ? '+' : ''}${mb(rss - base)} (bound +${mb(RSS_GROWTH_BOUND)})` } };
+}
+
+/** The lines of stderr that are not Node's process warnings. */
+export function stderrProblems(text: string): string[] {
+  const notice = /^\(node:\d+\) \w*Warning|^\(Use `node --trace-/;
+  return text.split('\n').filter((l) => l.trim() !== '' && !notice.test(l));
+}
+
+/** The process is running and wrote nothing but warnings to stderr. */
+export function checkAlive(gw: WaygateProcess): Check {
+  if (!gw.alive) return { name: 'waygate never exited', ok: false, detail: `exited (code ${gw.exit!.code}, signal ${gw.exit!.signal}): ${gw.stderr().slice(0, 2000)}` };
+  const bad = stderrProblems(gw.stderr());
+  return { name: 'waygate never exited, stderr clean', ok: bad.length === 0, detail: bad.length === 0 ? 'running, nothing on stderr' : `running, but stderr has: ${bad.slice(0, 20).join('\n')}` };
+}
+
+/** SIGTERM drains and exits 0 within the shutdown timeout and some room. */
+export async function checkStop(gw: WaygateProcess, shutdownMs: number): Promise<Check> {
+  const started = Date.now();
+  const e = await gw.stop(shutdownMs + 5000);
+  const ms = Date.now() - started;
+  const ok = e.code === 0 && !e.killed;
+  return { name: 'SIGTERM exits 0', ok, detail: e.killed ? `still running ${ms} ms after SIGTERM: killed` : `exit code ${e.code}${e.signal === null ? '' : `, signal ${e.signal}`} after ${ms} ms` };
+}

@@ -1,0 +1,63 @@
+// The soak's world: a temp dir holding waygate.yaml, a routes dir (one pool and one route per
+// fault pool) and a certs dir; a private CA whose leaf the TLS upstreams serve; the upstream
+// host; and the short timeouts that make every fault end quickly.
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { makeCa, makeLeaf } from '../tls-helpers.ts';
+import type { PoolSpec, SoakTimeouts } from './types.ts';
+import { UpstreamHost } from './upstreams.ts';
+
+/** The soak's timeouts: short, so a fault ends in seconds (issue 12). */
+export const SOAK_TIMEOUTS: SoakTimeouts = { clientHeader: 2000, clientIdle: 3000, connect: 1000, response: 2000, idle: 1000 };
+/** waygate's drain on SIGTERM. */
+export const SHUTDOWN_MS = 2000;
+/** limits.maxBodySize: small enough that some uploads cross it (413). */
+const MAX_BODY = '1mb';
+
+/** Everything set up before the gateway starts. */
+export interface World {
+  dir: string;
+  configFile: string;
+  upstreams: UpstreamHost;
+  pools: PoolSpec[];
+}
+
+/** The routes file: each pool gets the soak's timeouts (unless it sets its own) and a route on `/<pool>/*`. */
+export function routesYaml(pools: readonly PoolSpec[], t: SoakTimeouts): string {
+  const timeouts = { connect: `${t.connect}ms`, response: `${t.response}ms`, idle: `${t.idle}ms` };
+  return stringify({
+    pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts, ...p.options }])),
+    routes: pools.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, pool: p.name })),
+  });
+}
+
+/** waygate.yaml: loopback port 0 everywhere, the soak's timeouts, access log on. */
+export function staticYaml(dir: string, t: SoakTimeouts): string {
+  return stringify({
+    listeners: { http: { address: '127.0.0.1:0' }, https: { address: '127.0.0.1:0' } },
+    admin: { address: '127.0.0.1:0' },
+    routesDir: join(dir, 'routes'),
+    certsDir: join(dir, 'certs'),
+    timeouts: { clientHeader: `${t.clientHeader}ms`, clientIdle: `${t.clientIdle}ms`, shutdown: `${SHUTDOWN_MS}ms` },
+    limits: { maxBodySize: MAX_BODY },
+    log: { level: 'info', access: true },
+  });
+}
+
+/** Creates the temp dir, the CA, the upstream host and the config files. */
+export async function prepare(timeouts: SoakTimeouts): Promise<World> {
+  const dir = await mkdtemp(join(tmpdir(), 'waygate-soak-'));
+  await mkdir(join(dir, 'routes'));
+  await mkdir(join(dir, 'certs'));
+  const ca = await makeCa('waygate soak CA');
+  const leaf = await makeLeaf(['localhost', '127.0.0.1'], ca);
+  const caFile = join(dir, 'upstream-ca.pem');
+  await writeFile(caFile, ca.cert);
+  const upstreams = await UpstreamHost.start({ caFile, cert: leaf.cert, key: leaf.key, timeouts });
+  await writeFile(join(dir, 'routes', 'soak.yaml'), routesYaml(upstreams.pools, timeouts));
+  const configFile = join(dir, 'waygate.yaml');
+  await writeFile(configFile, staticYaml(dir, timeouts));
+  return { dir, configFile, upstreams, pools: upstreams.pools };
+}

@@ -1,0 +1,115 @@
+// The contracts between the soak's parts. A client behaviour (clients/*.ts) plans a task from
+// its own PRNG and runs it against the gateway; an upstream fault (faults/*.ts) starts real
+// servers in the upstream host process and describes the pools that route to them. Adding a
+// capability to the soak is adding one such file: registry.ts finds it.
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import type { Server } from 'node:net';
+import type { Rng } from './prng.ts';
+
+/**
+ * What a client may expect from a pool: `ok` every request answers 200 (a healthy pool);
+ * `ok-idempotent` GET and HEAD answer 200 (retries cover the faults); `any` only that the
+ * exchange ends (a fault pool).
+ */
+export type PoolExpect = 'ok' | 'ok-idempotent' | 'any';
+
+/** One pool of the soak's routes, as its fault module describes it (plain JSON, crosses IPC). */
+export interface PoolSpec {
+  /** Pool name; its route matches `/<name>/*`. */
+  name: string;
+  /** Target URLs (real servers of the upstream host, or a closed port). */
+  targets: string[];
+  /** Extra pool keys for the routes file (h2, retries, tls, timeouts), over the soak's defaults. */
+  options?: Record<string, unknown>;
+  /** Path suffixes (the fault's variants, may carry a query) a client asks for under `/<name>/`. */
+  variants: string[];
+  expect: PoolExpect;
+  /** `ws` pools are WebSocket upstreams; `http` pools serve requests. */
+  kind: 'http' | 'ws';
+  /** The fault module that started it. */
+  fault: string;
+}
+
+/** The soak's timeouts as written into waygate.yaml and the routes (ms). */
+export interface SoakTimeouts {
+  clientHeader: number;
+  clientIdle: number;
+  connect: number;
+  response: number;
+  idle: number;
+}
+
+/** Where the gateway listens (read from its `listening` line; changes if it is restarted). */
+export interface GatewayAddress {
+  host: string;
+  http: number;
+  https: number;
+}
+
+/** Something a task opened and must not outlive it. */
+export interface Disposable {
+  destroy(): unknown;
+}
+
+/** What a running task sees. */
+export interface ClientContext {
+  readonly gateway: GatewayAddress;
+  readonly pools: readonly PoolSpec[];
+  readonly timeouts: SoakTimeouts;
+  /** Shared keep-alive agents (free sockets expire before the gateway's clientIdle). */
+  readonly agents: { http: HttpAgent; https: HttpsAgent };
+  /** Aborted when the task must end (its deadline, or the run is over). */
+  readonly signal: AbortSignal;
+  /** Registers a socket, session or stream to destroy when the task ends, whatever happens. */
+  own<T extends Disposable>(resource: T): T;
+}
+
+/** How a task ended. `note` is short and countable ("502", "closed", "greeting lost"). */
+export interface Outcome {
+  ok: boolean;
+  note: string;
+  /** For failures: what was expected and what happened. */
+  detail?: string;
+}
+
+/** One planned exchange: fully decided by the PRNG before it runs, so a seed replays it. */
+export interface Task {
+  /** What it will do, e.g. "upload-vanish pool=refuse h1 declared 300000 sent 2048 then stall". */
+  label: string;
+  /** The pool it exercises, for the per-fault counts. */
+  pool?: string;
+  run(ctx: ClientContext): Promise<Outcome>;
+}
+
+/** A kind of client (mis)behaviour: clients/*.ts each export one (or a list) as default. */
+export interface ClientBehaviour {
+  name: string;
+  /** Relative frequency in the mix. */
+  weight: number;
+  /** Plans a task; undefined when no pool suits it (e.g. filtered out with --pools). */
+  plan(rng: Rng, pools: readonly PoolSpec[]): Task | undefined;
+}
+
+/** What a fault module gets in the upstream host process. */
+export interface FaultContext {
+  /** A certificate for 127.0.0.1 and localhost, signed by the CA in `caFile`. */
+  readonly tls: { cert: string; key: string };
+  /** The CA's PEM file, for a pool's `tls.ca`. */
+  readonly caFile: string;
+  /** The timeouts the gateway runs with, so a fault can stall just past (or short of) one. */
+  readonly timeouts: SoakTimeouts;
+  /** Listens on 127.0.0.1:0 and tracks the server's sockets (all from the gateway); returns the port. */
+  listen(server: Server): Promise<number>;
+  /** A port nothing listens on. */
+  closedPort(): Promise<number>;
+  /** Counts one occurrence of a fault actually served, e.g. "reset/mid-body". */
+  hit(what: string): void;
+}
+
+/** An upstream fault: faults/*.ts each export one as default. */
+export interface UpstreamFault {
+  name: string;
+  /** Starts the fault's servers; returns the pools routed to them. */
+  start(ctx: FaultContext): Promise<Omit<PoolSpec, 'fault'>[]>;
+}

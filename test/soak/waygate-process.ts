@@ -1,0 +1,209 @@
+// waygate under soak: the real command (bin/waygate.js) as a child process with its own
+// waygate.yaml, read from outside the way an operator would: the `listening` line, the admin
+// API (/status, /metrics), and /proc (open file descriptors, resident memory). Its stdout is
+// counted (access lines by status, log lines by level) and its stderr kept for the report.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { GatewayAddress } from './types.ts';
+
+const ENTRY = fileURLToPath(new URL('../../bin/waygate.js', import.meta.url));
+const LISTENING_TIMEOUT_MS = 20_000;
+const ADMIN_TIMEOUT_MS = 5_000;
+const KEEP_STDERR = 1_000_000;
+const KEEP_ERROR_LINES = 20;
+const KEEP_TAIL = 30;
+
+/** How the process ended. */
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** ms since the epoch. */
+  at: number;
+}
+
+/** One target in GET /status. */
+export interface TargetStatus {
+  url: string;
+  inFlight: number;
+  healthy: boolean;
+  requests: number;
+  failures: number;
+}
+
+/** A running waygate. */
+export class WaygateProcess {
+  readonly pid: number;
+  readonly address: GatewayAddress;
+  readonly admin: string;
+  /** Set once the process has exited. */
+  exit: Exit | undefined;
+  /** Access lines by status. */
+  readonly statuses: Record<string, number> = {};
+  /** Access lines by pool, then status. */
+  readonly poolStatuses: Record<string, Record<string, number>> = {};
+  /** Log lines by level name (access lines excluded). */
+  readonly levels: Record<string, number> = {};
+  /** The first log lines at level error or above. */
+  readonly errorLines: string[] = [];
+  /** The last stdout lines. */
+  readonly tail: string[] = [];
+  readonly #proc: ChildProcess;
+  readonly #stderr: { text: string };
+  readonly #exited: Promise<Exit>;
+
+  private constructor(proc: ChildProcess, listening: Record<string, string>, stderr: { text: string }, exited: Promise<Exit>) {
+    this.#proc = proc;
+    this.pid = proc.pid!;
+    const port = (a: string): number => Number(a.slice(a.lastIndexOf(':') + 1));
+    this.address = { host: '127.0.0.1', http: port(listening.http), https: port(listening.https) };
+    this.admin = `http://${listening.admin}`;
+    this.#stderr = stderr;
+    this.#exited = exited;
+    void exited.then((e) => (this.exit = e));
+  }
+
+  /**
+   * Starts `bin/waygate.js --config FILE` and waits for its `listening` line.
+   */
+  static async start(configFile: string): Promise<WaygateProcess> {
+    const proc = spawn(process.execPath, [ENTRY, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // An interrupted soak must not leave a proxy running.
+    const reap = (): void => void proc.kill('SIGKILL');
+    process.once('exit', reap);
+    const exited = new Promise<Exit>((resolve) => proc.once('exit', (code, signal) => {
+      process.off('exit', reap);
+      resolve({ code, signal, at: Date.now() });
+    }));
+    const stderr = { text: '' };
+    proc.stderr!.on('data', (c: Buffer) => {
+      if (stderr.text.length < KEEP_STDERR) stderr.text += c;
+    });
+    let self: WaygateProcess | undefined;
+    const early: string[] = [];
+    const listening = await new Promise<Record<string, string>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`waygate printed no "listening" line within ${LISTENING_TIMEOUT_MS} ms: ${stderr.text}`));
+      }, LISTENING_TIMEOUT_MS);
+      createInterface({ input: proc.stdout! }).on('line', (line) => {
+        if (self !== undefined) return self.#line(line);
+        early.push(line);
+        if (line.includes('"msg":"listening"')) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as Record<string, string>);
+        }
+      });
+      void exited.then((e) => {
+        clearTimeout(timer);
+        reject(new Error(`waygate exited (${e.code ?? e.signal}) before listening: ${stderr.text}${early.join('\n')}`));
+      });
+    });
+    self = new WaygateProcess(proc, listening, stderr, exited);
+    for (const line of early) self.#line(line);
+    return self;
+  }
+
+  /** Whether the process is still running. */
+  get alive(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Resolves when the process exits. */
+  exited(): Promise<Exit> {
+    return this.#exited;
+  }
+
+  /** Everything written to stderr so far. */
+  stderr(): string {
+    return this.#stderr.text;
+  }
+
+  /** GET on the admin API; resolves with status and body (a fresh connection, closed after). */
+  adminGet(path: string, timeout = ADMIN_TIMEOUT_MS): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.admin}${path}`, { agent: false, headers: { connection: 'close' }, timeout }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`admin ${path}: no answer within ${timeout} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** Every target of every pool in GET /status. */
+  async targets(): Promise<(TargetStatus & { pool: string })[]> {
+    const r = await this.adminGet('/status');
+    const status = JSON.parse(r.body) as { pools: { name: string; targets: TargetStatus[] }[] };
+    return status.pools.flatMap((p) => p.targets.map((t) => ({ ...t, pool: p.name })));
+  }
+
+  /** The sum of `waygate_open_connections` over every listener (GET /metrics). */
+  async openConnections(): Promise<number> {
+    const r = await this.adminGet('/metrics');
+    let sum = 0;
+    for (const m of r.body.matchAll(/^waygate_open_connections\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
+    return sum;
+  }
+
+  /** Open file descriptors of the process (/proc/PID/fd). */
+  async fds(): Promise<number> {
+    return (await readdir(`/proc/${this.pid}/fd`)).length;
+  }
+
+  /** Resident set size in bytes (/proc/PID/status VmRSS). */
+  async rss(): Promise<number> {
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+  }
+
+  /** Sends SIGTERM (the drain) and resolves with the exit; SIGKILL after `ms`. */
+  async stop(ms: number): Promise<Exit & { killed: boolean }> {
+    if (this.exit !== undefined) return { ...this.exit, killed: false };
+    this.#proc.kill('SIGTERM');
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.#proc.kill('SIGKILL');
+    }, ms);
+    const e = await this.#exited;
+    clearTimeout(timer);
+    return { ...e, killed };
+  }
+
+  /** Kills the process at once (used when the soak itself fails). */
+  kill(): void {
+    if (this.exit === undefined) this.#proc.kill('SIGKILL');
+  }
+
+  #line(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > KEEP_TAIL) this.tail.shift();
+    let obj: { level?: number; msg?: string; status?: number; pool?: string | null };
+    try {
+      obj = JSON.parse(line) as typeof obj;
+    } catch {
+      this.levels['not-json'] = (this.levels['not-json'] ?? 0) + 1;
+      return;
+    }
+    if (obj.msg === 'request') {
+      const k = String(obj.status);
+      this.statuses[k] = (this.statuses[k] ?? 0) + 1;
+      const byPool = (this.poolStatuses[obj.pool ?? '(none)'] ??= {});
+      byPool[k] = (byPool[k] ?? 0) + 1;
+      return;
+    }
+    const level = LEVEL_NAMES[obj.level ?? 30] ?? String(obj.level);
+    this.levels[level] = (this.levels[level] ?? 0) + 1;
+    if ((obj.level ?? 0) >= 50 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
+  }
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
