@@ -21,6 +21,12 @@ export interface FuzzCase {
   /** Between writes: 0 for a turn of the event loop, else a delay in ms (one per split). */
   readonly gaps: readonly number[];
   readonly end: EndMode;
+  /**
+   * Body chunks (by order of arrival, from 0; -1 for the response head) on which waygate's handler
+   * pauses, resuming a turn of the event loop later: the bytes held back meanwhile take their own
+   * path through the parser.
+   */
+  readonly pauses?: readonly number[];
   /** Where it came from: `seed` and `index` regenerate it. */
   readonly seed?: number;
   readonly index?: number;
@@ -47,6 +53,7 @@ export function toJson(c: FuzzCase): Record<string, unknown> {
     end: c.end,
     splits: c.splits,
     gaps: c.gaps,
+    pauses: c.pauses,
     seed: c.seed,
     index: c.index,
     text: c.bytes.toString('latin1'),
@@ -66,6 +73,7 @@ export function fromJson(j: Record<string, unknown>): FuzzCase {
     end: j.end === 'close' ? 'close' : 'keep',
     splits,
     gaps: splits.map((_, i) => gaps[i] ?? 0),
+    pauses: Array.isArray(j.pauses) ? j.pauses.map(Number) : undefined,
     seed: typeof j.seed === 'number' ? j.seed : undefined,
     index: typeof j.index === 'number' ? j.index : undefined,
     bytes,
@@ -83,7 +91,7 @@ export function readCases(file: string): FuzzCase[] {
 }
 
 /** A case written by hand: the whole response in one write unless `splits` says otherwise. */
-export function handCase(text: string, o: { method?: string; end?: EndMode; splits?: number[]; gaps?: number[]; category?: string; label?: string } = {}): FuzzCase {
+export function handCase(text: string, o: { method?: string; end?: EndMode; splits?: number[]; gaps?: number[]; pauses?: number[]; category?: string; label?: string } = {}): FuzzCase {
   const splits = o.splits ?? [];
   return {
     category: o.category ?? 'hand',
@@ -92,6 +100,7 @@ export function handCase(text: string, o: { method?: string; end?: EndMode; spli
     end: o.end ?? 'keep',
     splits,
     gaps: splits.map((_, i) => o.gaps?.[i] ?? 0),
+    pauses: o.pauses,
     bytes: Buffer.from(text, 'latin1'),
   };
 }

@@ -4,7 +4,7 @@
 import { Agent, request } from 'node:http';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { FuzzCase } from './case.ts';
-import { FOLLOW_UP_TIMEOUT_MS, settle, trailerRecord, within } from './observation.ts';
+import { FOLLOW_UP_TIMEOUT_MS, caughtUp, trailerRecord, within } from './observation.ts';
 import type { Observation } from './observation.ts';
 import { FOLLOW_UP_BODY, serveCase } from './upstream.ts';
 
@@ -79,8 +79,7 @@ export async function driveNode(c: FuzzCase, settleMs?: number): Promise<Observa
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const first = send(agent, up.port, c.method, '/case');
-    await up.written;
-    await settle(settleMs);
+    await caughtUp(c, up, settleMs);
     const obs = first.obs;
     obs.verdict = verdictOf(first);
     if (obs.verdict === 'rejected' && first.failure !== undefined) {

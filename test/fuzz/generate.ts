@@ -470,5 +470,6 @@ export function generate(seed: number, index: number, category?: Category): Fuzz
   const bytes = Buffer.from(text, 'latin1');
   const { splits, gaps } = schedule(rng, bytes);
   const end = m.end ?? (rng.chance(0.5) ? 'keep' : 'close');
-  return { category: cat, label: m.notes.join('; '), method: m.method, bytes, splits, gaps, end, seed, index };
+  const pauses = rng.chance(0.3) ? [...new Set(Array.from({ length: rng.int(1, 3) }, () => rng.int(-1, 5)))].sort((a, b) => a - b) : undefined;
+  return { category: cat, label: m.notes.join('; '), method: m.method, bytes, splits, gaps, end, pauses, seed, index };
 }

@@ -1,6 +1,7 @@
 // What a driver saw of one case, in the same shape for both clients, and the two waits every
 // driver makes the same way: for the client to have read everything the upstream sent, and for a
 // follow-up request.
+import type { FuzzCase } from './case.ts';
 
 /** accepted: a whole response; rejected: an error; pending: still waiting for bytes that never came. */
 export type Verdict = 'accepted' | 'rejected' | 'pending';
@@ -34,6 +35,8 @@ export interface Observation {
 
 /** How long a client gets, once the upstream has sent everything, to act on it (ms). */
 export const SETTLE_MS = 10;
+/** How long a client may take to close its side after the upstream's FIN (ms). */
+export const CLOSE_WAIT_MS = 2000;
 /** How long a follow-up request may take before it counts as hung (ms). */
 export const FOLLOW_UP_TIMEOUT_MS = 3000;
 
@@ -47,6 +50,17 @@ export const FOLLOW_UP_TIMEOUT_MS = 3000;
 export async function settle(ms: number = SETTLE_MS): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
   await new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Waits until the client has read everything the upstream sent: in 'close' mode until it closed
+ * its side in answer to the FIN (an event, so a busy machine cannot make a client look as if it
+ * kept a closed connection), then `settle`.
+ */
+export async function caughtUp(c: FuzzCase, up: { written: Promise<void>; caseClosed: Promise<void> }, settleMs?: number): Promise<void> {
+  await up.written;
+  if (c.end === 'close') await within(up.caseClosed, CLOSE_WAIT_MS, undefined);
+  await settle(settleMs);
 }
 
 /** Resolves with `p`'s value, or with `fallback` after `ms`. */

@@ -25,6 +25,7 @@ export function describeResult(r: Result): string {
     `  [${c.category}]${where} ${c.method}, ${c.end === 'close' ? 'then closed' : 'kept open'}: ${r.judgement.reason ?? r.judgement.kind}`,
     `    ${c.label.slice(0, 300)}`,
     `    bytes (${c.bytes.length}): ${JSON.stringify(c.bytes.toString('latin1').slice(0, 400))}${c.bytes.length > 400 ? '…' : ''}`,
+    ...(c.pauses === undefined ? [] : [`    waygate's handler pauses on body chunks [${c.pauses.join(', ')}]`]),
     `    writes cut at [${c.splits.slice(0, 40).join(', ')}${c.splits.length > 40 ? ', …' : ''}], pauses [${c.gaps.slice(0, 40).join(', ')}${c.gaps.length > 40 ? ', …' : ''}]`,
     `    waygate: ${describe(r.builtin)}`,
     `    llhttp:  ${describe(r.node)}`,

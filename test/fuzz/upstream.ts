@@ -17,6 +17,8 @@ export interface CaseUpstream {
   readonly port: number;
   /** Every byte of the case was handed to the kernel (and the FIN, when the case closes), or the client left first. */
   readonly written: Promise<void>;
+  /** The case's connection is closed at both ends (in 'close' mode, the client has acted on the FIN). */
+  readonly caseClosed: Promise<void>;
   /** Request heads that arrived on the case's connection: 2 or more when a follow-up reused it. */
   requestsOnCase(): number;
   /** Connections accepted. */
@@ -44,6 +46,8 @@ export async function serveCase(c: FuzzCase): Promise<CaseUpstream> {
   const sockets = new Set<Socket>();
   let wrote: () => void = () => {};
   const written = new Promise<void>((r) => (wrote = r));
+  let closed: () => void = () => {};
+  const caseClosed = new Promise<void>((r) => (closed = r));
 
   async function play(sock: Socket): Promise<void> {
     const parts = segments(c);
@@ -62,7 +66,10 @@ export async function serveCase(c: FuzzCase): Promise<CaseUpstream> {
     sock.on('error', () => {});
     sock.on('close', () => {
       sockets.delete(sock);
-      if (n === 1) wrote();
+      if (n === 1) {
+        wrote();
+        closed();
+      }
     });
     let buf = '';
     sock.on('data', (d: Buffer) => {
@@ -82,6 +89,7 @@ export async function serveCase(c: FuzzCase): Promise<CaseUpstream> {
   return {
     port: (server.address() as AddressInfo).port,
     written,
+    caseClosed,
     requestsOnCase: () => onCase,
     connections: () => connections,
     close: async () => {

@@ -91,6 +91,11 @@ export class H1Conn implements RequestConn {
   #served = 0;
   /** A byte of the current request's response has arrived. */
   #answered = false;
+  /**
+   * The upstream closed while the handler was paused with bytes held back: the close is acted on
+   * once those bytes are read (resumeReading), since they may complete the response.
+   */
+  #closedWhileHeld = false;
 
   constructor(pool: ConnPool) {
     this.pool = pool;
@@ -249,6 +254,13 @@ export class H1Conn implements RequestConn {
     // The held bytes may have completed the response (the connection is then idle or gone, and
     // #complete resumed it) or paused the handler again.
     if (this.#req !== req || req === undefined || req.paused) return;
+    if (this.#closedWhileHeld) {
+      // Every held byte is read and the response is still open: the upstream's close ends it now.
+      this.#closedWhileHeld = false;
+      if (this.#state === BODY && this.#head?.framing === 'close') this.#complete(req, false, undefined);
+      else this.#onClose(coded('UND_ERR_SOCKET', 'other side closed'));
+      return;
+    }
     this.socket.resume();
     // The body timer is not armed while paused; an upstream that stalls from here still times out.
     if (this.#state === BODY && req.spec.idleTimeout > 0) this.#bodyTimer.arm(req.spec.idleTimeout);
@@ -291,6 +303,11 @@ export class H1Conn implements RequestConn {
       this.#complete(req, buf.length > pos, undefined);
       return;
     }
+    if (req.paused) {
+      // Paused in onHeaders: the body bytes of this read wait for resume() (found by the fuzz).
+      if (pos < buf.length) this.#pending = buf.subarray(pos);
+      return;
+    }
     if (pos < buf.length) {
       if (head.framing === 'length') {
         const n = Math.min(this.#remaining, buf.length - pos);
@@ -328,8 +345,9 @@ export class H1Conn implements RequestConn {
   #complete(req: H1Request, extraBytes: boolean, trailers: Record<string, string> | undefined): void {
     const head = this.#head!;
     // The upstream answered before the whole body was sent: the connection is not reusable.
+    const closed = this.#closedWhileHeld;
     const uploading = this.#detach(req);
-    let reusable = head.keepAlive && !extraBytes && !uploading;
+    let reusable = head.keepAlive && !extraBytes && !uploading && !closed;
     if (reusable) {
       const hint = head.keepAliveHint;
       // `timeout=0` or `timeout=1` leaves no time to reuse the connection safely.
@@ -354,6 +372,7 @@ export class H1Conn implements RequestConn {
     this.#state = IDLE;
     this.#req = undefined;
     this.#pending = undefined;
+    this.#closedWhileHeld = false;
     this.#headTimer.clear();
     this.#bodyTimer.clear();
     req.done = true;
@@ -403,12 +422,15 @@ export class H1Conn implements RequestConn {
 
   #onEnd(): void {
     const req = this.#req;
+    if (req !== undefined && this.#state === BODY && this.#pending !== undefined) {
+      // Bytes held back by a pause come first; they may end the response (found by the fuzz,
+      // seed 7: a chunked body whose end was held back failed as "other side closed").
+      this.#closedWhileHeld = true;
+      this.#bodyTimer.clear();
+      return;
+    }
     if (req !== undefined && this.#state === BODY && this.#head?.framing === 'close') {
-      // The close ends the body: bytes held back by a pause are passed on now, not dropped.
-      const held = this.#pending;
-      this.#pending = undefined;
-      if (held !== undefined) req.handler.onData(held, false);
-      if (!req.done && !req.aborted) this.#complete(req, false, undefined);
+      this.#complete(req, false, undefined);
       return;
     }
     this.#onClose(coded('UND_ERR_SOCKET', 'other side closed'));
@@ -418,6 +440,8 @@ export class H1Conn implements RequestConn {
     this.#headTimer.clear();
     this.#bodyTimer.clear();
     const req = this.#req;
+    // The socket's 'close' after an 'end' that waits for held bytes: resumeReading acts on it.
+    if (req !== undefined && this.#closedWhileHeld && (err as { code?: string }).code === 'UND_ERR_SOCKET') return;
     if (req !== undefined && this.#staleRetry(req, err)) return;
     if (req !== undefined) {
       const length = this.#head?.framing === 'length' && this.#state === BODY;

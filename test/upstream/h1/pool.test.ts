@@ -212,6 +212,42 @@ describe('H1Pool, as the fuzz found it', () => {
     expect((await call(p, { path: '/cr', responseTimeout: 15_000 })).error?.code).toBe('HPE_LF_EXPECTED');
   });
 
+  test('the upstream closing while the end of the response is held back by a pause: read whole once resumed', async () => {
+    // Seed 7: the close failed the request ("other side closed") with its last chunks unread; a
+    // close-delimited body was passed on while the handler was paused.
+    const up = await rawUpstream((head, sock) => {
+      if (head.startsWith('GET /close-delimited ')) sock.end('HTTP/1.1 200 OK\r\n\r\nabcdef');
+      else sock.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n');
+    });
+    const p = pool(up.port);
+    for (const [path, pauseIn] of [['/chunked', 'onData'], ['/close-delimited', 'onHeaders'], ['/chunked', 'onHeaders']] as const) {
+      let paused = false;
+      let whilePaused = 0;
+      const pause = (ctl: { pause(): void; resume(): void }): void => {
+        paused = true;
+        ctl.pause();
+        // Pacing only: long enough for the upstream's FIN to arrive during the pause.
+        setTimeout(() => {
+          paused = false;
+          ctl.resume();
+        }, 50);
+      };
+      let first = true;
+      const o = await call(p, {
+        path,
+        onHeaders: (ctl) => {
+          if (pauseIn === 'onHeaders') pause(ctl);
+        },
+        onData: (ctl) => {
+          if (paused) whilePaused++;
+          if (pauseIn === 'onData' && first) pause(ctl);
+          first = false;
+        },
+      });
+      expect({ path, pauseIn, body: o.body, error: o.error?.code, whilePaused, violations: o.violations }).toEqual({ path, pauseIn, body: 'abcdef', error: undefined, whilePaused: 0, violations: [] });
+    }
+  });
+
   test('a chunk line refused at its offending byte fails the request at once, not at the idle timeout', async () => {
     // llhttp refuses "5; a" at the space; waygate used to wait for the end of the line.
     const up = await rawUpstream((_head, sock) => sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5; a'));
