@@ -171,7 +171,7 @@ function statusLine(rng: Rng): Model {
   return m;
 }
 
-/** Odd header fields: each returns the line(s) and a note. */
+/** Odd header fields: each returns one line (or two, joined by a bare LF or an obs-fold). */
 const ODD_FIELDS: ((rng: Rng) => string)[] = [
   (rng) => `X-Ows:${rng.weighted(V.OWS)}v${rng.chance(0.5) ? ' ' : ''}al${rng.weighted(V.OWS)}`,
   (rng) => rng.pick(['X-Empty:', 'X-Empty: ', 'X-Empty:\t', 'X-Empty:  \t ']),

@@ -27,7 +27,7 @@ export interface CaseUpstream {
 }
 
 /** Waits one turn of the event loop, or `ms` milliseconds. */
-export function gap(ms: number): Promise<void> {
+function gap(ms: number): Promise<void> {
   return new Promise((r) => (ms === 0 ? setImmediate(r) : setTimeout(r, ms)));
 }
 

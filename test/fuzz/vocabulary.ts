@@ -34,8 +34,9 @@ export const OWS: readonly (readonly [number, string])[] = [[50, ' '], [15, ''],
 /** Single control bytes (RFC 9110 §5.5: never valid in a field value, HTAB aside). */
 export const CONTROLS = ['\x00', '\x01', '\x07', '\x08', '\x0b', '\x0c', '\x0e', '\x1b', '\x1f', '\x7f'];
 
-/** Characters for a field name: tchar (valid) and separators or others (invalid), RFC 9110 §5.6.2. */
+/** Characters a field name may hold besides letters and digits: tchar (RFC 9110 §5.6.2). */
 export const TCHARS = "!#$%&'*+-.^_`|~";
+/** Characters a field name may not hold: separators, whitespace, controls, obs-text. */
 export const NON_TCHARS = ['(', ')', ',', '/', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}', '"', ' ', '\t', '\x80', '\xff', '\x00', '\x7f', '\x01'];
 
 /** Ordinary fields of a response, as a server writes them. */
@@ -87,8 +88,9 @@ export const TRAILING: readonly (readonly [number, string])[] = [
   [4, 'HTTP/1.1 200 OK\r\n'], [2, 'H'], [2, '\r'], [2, '0\r\n\r\n'],
 ];
 
-/** Trailer fields, valid and not (RFC 9112 §7.1.2: same syntax as header fields). */
+/** Trailer fields that are valid (RFC 9112 §7.1.2: same syntax as header fields). */
 export const GOOD_TRAILERS = ['X-Checksum: abc', 'Server-Timing: db;dur=53', 'X-Empty:', 'X-Ows: \t v \t', 'x-lower: 1', 'X-Latin: caf\xe9', 'Expires: 0'];
+/** Trailer fields that are not, or that carry framing (RFC 9110 §6.5.1). */
 export const ODD_TRAILERS = [
   'X-Fold: a\r\n b', 'X-NoColon', 'X-Sp : a', 'X-Lf: a\nX-B: b', 'X-Nul: a\x00b', ': empty-name', ' X-Lead: 1', 'Content-Length: 5',
   'Transfer-Encoding: chunked', 'Connection: close', 'X-Cr: a\r', 'X-Del: a\x7f', 'X(bad): 1', 'Trailer: X-Checksum',

@@ -1,8 +1,10 @@
-// Parsing of HTTP/1.1 responses from upstreams (RFC 9112), for the HTTP/1.1 client in h1-pool.ts.
+// Parsing of HTTP/1.1 responses from upstreams (RFC 9112), for the HTTP/1.1 client (pool.ts).
 // Strict where leniency would let a response be read two ways (response smuggling): a second
 // Content-Length, Content-Length with Transfer-Encoding, obs-fold, a space before the colon, bare
 // CR or LF and control bytes are all refused, as llhttp does in undici. Errors carry llhttp's
-// HPE_* codes, which the forwarder maps to 502 (upstream_bad_response).
+// HPE_* codes, which the forwarder maps to 502 (upstream_bad_response). The differential fuzz
+// (test/fuzz, `npm run fuzz`) holds it to llhttp: never more lenient, never framing differently;
+// where it is stricter, test/fuzz/allow-list.ts says so and why.
 
 /** How the body of a response is delimited (RFC 9112 §6.3). */
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
@@ -38,8 +40,9 @@ const LENGTH = /^[0-9]+$/;
 // single `chunked`, trailing spaces allowed. llhttp does not take "chunked<HTAB>" or "chunked,"
 // for chunked and reads such a body to the close, so those are refused rather than read another way.
 const CHUNKED_ONLY = /^[ \t]*chunked *$/i;
-// Node's and llhttp's Keep-Alive reading differ; waygate takes the first timeout= anywhere in the
-// field (undici's reading) and never reuses past it.
+// Keep-Alive: timeout= (RFC 9112 Appendix C.2.2): Node's agent reads it only at the start of the
+// field, undici anywhere; waygate takes the first one anywhere, in any case: closing early is the
+// safe side of an upstream's idle timeout.
 const HINT = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i;
 
 /**
