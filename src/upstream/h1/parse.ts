@@ -40,6 +40,11 @@ const LENGTH = /^[0-9]+$/;
 // single `chunked`, trailing spaces allowed. llhttp does not take "chunked<HTAB>" or "chunked,"
 // for chunked and reads such a body to the close, so those are refused rather than read another way.
 const CHUNKED_ONLY = /^[ \t]*chunked *$/i;
+
+/** True when a Transfer-Encoding field value is the one coding waygate reads: a single `chunked` (see CHUNKED_ONLY). */
+export function isChunkedOnly(value: string): boolean {
+  return CHUNKED_ONLY.test(value);
+}
 // Keep-Alive: timeout= (RFC 9112 Appendix C.2.2): Node's agent reads it only at the start of the
 // field, undici anywhere; waygate takes the first one anywhere, in any case: closing early is the
 // safe side of an upstream's idle timeout.

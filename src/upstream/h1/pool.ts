@@ -61,9 +61,24 @@ export class H1Pool implements UpstreamClient, ConnPool {
     const path = spec.path;
     if (this.#closing) return req.failDetached(coded('UND_ERR_CLOSED', 'the upstream connection pool is closed'));
     if (BAD_PATH.test(path) || (path.charCodeAt(0) !== 47 && path !== '*')) return req.failDetached(coded('UND_ERR_INVALID_ARG', 'invalid request path'));
+    const conn = this.#takeIdle() ?? this.#connect(req);
+    if (conn === undefined) return;
     this.#busy++;
-    const conn = this.#takeIdle() ?? new H1Conn(this);
     conn.run(req);
+  }
+
+  /**
+   * A new connection for `req`, or undefined after failing `req` when none can be made: node:tls
+   * throws at once on TLS material it refuses (a client key pair that is not PEM), and nothing was
+   * counted busy yet, so close() still ends.
+   */
+  #connect(req: H1Request): H1Conn | undefined {
+    try {
+      return new H1Conn(this);
+    } catch (err) {
+      req.failDetached(err as Error);
+      return undefined;
+    }
   }
 
   #takeIdle(): H1Conn | undefined {
@@ -78,8 +93,10 @@ export class H1Pool implements UpstreamClient, ConnPool {
   }
 
   redispatch(req: H1Request): void {
+    const conn = this.#connect(req);
+    if (conn === undefined) return;
     this.#busy++;
-    new H1Conn(this).run(req);
+    conn.run(req);
   }
 
   /** A connection finished a request: keep it for the next one or let it go. */
