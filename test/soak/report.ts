@@ -81,7 +81,11 @@ export function reportLines(r: SoakReport): string[] {
   out.push(`upstream faults served: ${sorted(r.faultHits) || 'none'}`);
   if (r.peakRss !== undefined) out.push(`waygate peak RSS during the chaos: ${(r.peakRss / 1048576).toFixed(1)} MB`);
   out.push(`waygate log lines by level: ${sorted(r.logLevels) || 'none'}`);
-  if (r.errorLines.length > 0) out.push('waygate error lines (first ones):', ...r.errorLines.slice(0, 5).map((l) => `  ${l.slice(0, 400)}`));
+  // 5xx from a pool that must answer 200 says why in its access line.
+  const okPools = new Set(r.okPools);
+  const telling = Object.entries(r.samples).filter(([k]) => okPools.has(k.split(' ')[0]));
+  if (telling.length > 0) out.push('5xx access lines of healthy pools (first ones):', ...telling.flatMap(([, lines]) => lines.map((l) => `  ${l.slice(0, 600)}`)));
+  if (r.errorLines.length > 0) out.push('waygate warn and error lines (first ones):', ...r.errorLines.slice(0, 8).map((l) => `  ${l.slice(0, 400)}`));
   out.push(summaryLine(r));
   return out;
 }

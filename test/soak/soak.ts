@@ -118,6 +118,10 @@ export interface SoakReport {
   after?: Rest & { rss: number };
   /** waygate log lines by level, and its first error lines. */
   logLevels: Record<string, number>;
+  /** The first access lines per pool and 5xx status. */
+  samples: Record<string, string[]>;
+  /** The pools that must answer 200 (expect `ok`). */
+  okPools: string[];
   errorLines: string[];
   /** A harness failure (the soak itself broke), if any. */
   harnessError?: string;
@@ -223,13 +227,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const behaviours = await selectBehaviours(options);
   const report: SoakReport = {
     ok: false, seed: options.seed, seconds: options.seconds, ranMs: 0, tasks: 0, failedTasks: 0, lostTasks: 0, byBehaviour: {}, tasksByPool: {}, statusesByPool: {},
-    faultHits: {}, failures: [], crashes: [], checks: [], logLevels: {}, errorLines: [], options,
+    faultHits: {}, failures: [], crashes: [], checks: [], logLevels: {}, samples: {}, okPools: [], errorLines: [], options,
   };
   const world = await prepare(SOAK_TIMEOUTS);
   let gw: WaygateProcess | undefined;
   const agents = makeAgents();
   try {
     const pools = selectPools(options, world.pools);
+    report.okPools = world.pools.filter((p) => p.expect === 'ok').map((p) => p.name);
     gw = await WaygateProcess.start(world.configFile);
     const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents };
     // Warm-up and probes use every pool, whatever the filters, and agents of their own (closed
@@ -246,7 +251,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
     const warm = await warmUpOnce();
     if (warm.length > 0) report.checks.push({ name: 'warm-up WebSocket round trips', ok: false, detail: warm.join('; ') });
-    let base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss() };
+    let base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss(), memory: await gw.memory() };
     report.baseline = base;
     log(`baseline: ${base.fds} fds (${base.conns} client, ${base.upstream} upstream, ${base.other} other), RSS ${(base.rss / 1048576).toFixed(1)} MB`);
 
@@ -357,14 +362,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         watch(gw);
         // HTTP only: the WebSocket round trips were judged once already.
         await warmUp({ ...baseShared(), pools: world.pools.filter((p) => p.kind === 'http') }).catch(() => []);
-        base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss() };
+        base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss(), memory: await gw.memory() };
         report.baseline = base;
         down[down.length - 1].to = Date.now();
         continue;
       }
       if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
         lastProgress = Date.now();
-        log(`${((lastProgress - started) / 1000).toFixed(0)} s: ${report.tasks} tasks, ${running.size} running, ${failedSoFar} failed, ${report.crashes.length} crashes`);
+        log(`${((lastProgress - started) / 1000).toFixed(0)} s: ${report.tasks} tasks, ${running.size} running, ${failedSoFar} failed, ${report.crashes.length} crashes, RSS ${((watchdogs.get(gw)?.rss ?? 0) / 1048576).toFixed(0)} MB`);
       }
       if (running.size >= concurrency) {
         await new Promise<void>((r) => {
@@ -421,8 +426,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           own.agents.http.destroy();
           own.agents.https.destroy();
         }
-        const rss = await checks.checkRss(gw, base.rss);
+        const rss = await checks.checkRss(gw, base.rss, base.memory);
         report.checks.push(rss.check);
+        const dog = watchdogs.get(gw);
+        if (options.seconds >= checks.LEVEL_OFF_MIN_SECONDS && dog !== undefined && crashed.size === 0) report.checks.push(checks.checkLevelOff(dog.samples, started, started + report.ranMs));
         report.after = { ...drained.rest, rss: rss.rss };
       } catch (err) {
         // The gateway stopped answering its admin API or /proc: that is a finding, not the harness's failure.
@@ -439,6 +446,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       report.statusesByPool = gw.poolStatuses;
       report.logLevels = gw.levels;
       report.errorLines = gw.errorLines;
+      report.samples = gw.samples;
       gw.kill();
     }
     agents.http.destroy();

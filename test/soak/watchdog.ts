@@ -25,6 +25,10 @@ export interface Hang {
 export class Watchdog {
   /** Highest RSS seen (bytes). */
   peakRss = 0;
+  /** The last RSS read (bytes). */
+  rss = 0;
+  /** Every RSS read: [ms since the epoch, bytes]. */
+  readonly samples: [number, number][] = [];
   /** Set when the process hung (and was killed). */
   hang: Hang | undefined;
   #stopped = false;
@@ -47,6 +51,10 @@ export class Watchdog {
       const ok = await gw.adminGet('/healthz', PING_TIMEOUT_MS).then((r) => r.status === 200, () => false);
       const rss = await readFile(`/proc/${gw.pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+) kB/.exec(s)?.[1] ?? 0) * 1024, () => 0);
       this.peakRss = Math.max(this.peakRss, rss);
+      if (rss > 0) {
+        this.rss = rss;
+        this.samples.push([Date.now(), rss]);
+      }
       if (ok) since = undefined;
       else since ??= sent;
       if (since !== undefined && Date.now() - since >= HANG_MS && gw.alive) {

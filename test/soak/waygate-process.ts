@@ -16,6 +16,7 @@ const ADMIN_TIMEOUT_MS = 5_000;
 const KEEP_STDERR = 1_000_000;
 const KEEP_ERROR_LINES = 20;
 const KEEP_TAIL = 30;
+const SAMPLES_KEPT = 2;
 
 /** How the process ended. */
 export interface Exit {
@@ -47,7 +48,9 @@ export class WaygateProcess {
   readonly poolStatuses: Record<string, Record<string, number>> = {};
   /** Log lines by level name (access lines excluded). */
   readonly levels: Record<string, number> = {};
-  /** The first log lines at level error or above. */
+  /** The first access lines of each pool and 5xx status ("pool status" → lines), for diagnosis. */
+  readonly samples: Record<string, string[]> = {};
+  /** The first log lines at level warn or above. */
   readonly errorLines: string[] = [];
   /** The last stdout lines. */
   readonly tail: string[] = [];
@@ -153,6 +156,13 @@ export class WaygateProcess {
     return sum;
   }
 
+  /** V8 heap used and total, and memory outside the heap (Buffers), from the default process metrics (bytes). */
+  async memory(): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+    const text = (await this.adminGet('/metrics')).body;
+    const get = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { heapUsed: get('nodejs_heap_size_used_bytes'), heapTotal: get('nodejs_heap_size_total_bytes'), external: get('nodejs_external_memory_bytes') };
+  }
+
   /** Open file descriptors of the process (/proc/PID/fd). */
   async fds(): Promise<number> {
     return (await readdir(`/proc/${this.pid}/fd`)).length;
@@ -198,11 +208,15 @@ export class WaygateProcess {
       this.statuses[k] = (this.statuses[k] ?? 0) + 1;
       const byPool = (this.poolStatuses[obj.pool ?? '(none)'] ??= {});
       byPool[k] = (byPool[k] ?? 0) + 1;
+      if ((obj.status ?? 0) >= 500) {
+        const list = (this.samples[`${obj.pool ?? '(none)'} ${k}`] ??= []);
+        if (list.length < SAMPLES_KEPT) list.push(line);
+      }
       return;
     }
     const level = LEVEL_NAMES[obj.level ?? 30] ?? String(obj.level);
     this.levels[level] = (this.levels[level] ?? 0) + 1;
-    if ((obj.level ?? 0) >= 50 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
+    if ((obj.level ?? 0) >= 40 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
   }
 }
 
