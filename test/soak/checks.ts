@@ -88,15 +88,18 @@ export async function checkDrained(gw: WaygateProcess, up: UpstreamHost, base: R
     return rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
   }, DRAIN_DEADLINE_MS, 500);
   const took = `${Date.now() - started} ms after the last client`;
+  const ok = rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
+  // Name what is left (ports: the listeners' and the upstreams' are in the report).
+  const left = ok ? '' : `; sockets waygate holds: ${(await gw.sockets()).join(', ') || 'none'}`;
   return {
     rest,
     checks: [
-      { name: 'client connections back to baseline', ok: rest.conns <= base.conns, detail: `waygate_open_connections ${rest.conns} (baseline ${base.conns}), ${took}` },
-      { name: 'upstream sockets back to baseline', ok: rest.upstream <= base.upstream, detail: `${rest.upstream} sockets open on the upstreams (baseline ${base.upstream})` },
+      { name: 'client connections back to baseline', ok: rest.conns <= base.conns, detail: `waygate_open_connections ${rest.conns} (baseline ${base.conns}), ${took}${rest.conns > base.conns ? left : ''}` },
+      { name: 'upstream sockets back to baseline', ok: rest.upstream <= base.upstream, detail: `${rest.upstream} sockets open on the upstreams (baseline ${base.upstream})${rest.upstream > base.upstream ? left : ''}` },
       {
         name: 'file descriptors back to baseline',
         ok: rest.other <= base.other + FD_SLACK,
-        detail: `${rest.fds} fds = ${rest.conns} client + ${rest.upstream} upstream + ${rest.other} other (baseline ${base.fds} = ${base.conns} + ${base.upstream} + ${base.other}; slack ${FD_SLACK})`,
+        detail: `${rest.fds} fds = ${rest.conns} client + ${rest.upstream} upstream + ${rest.other} other (baseline ${base.fds} = ${base.conns} + ${base.upstream} + ${base.other}; slack ${FD_SLACK})${rest.other > base.other + FD_SLACK ? left : ''}`,
       },
     ],
   };

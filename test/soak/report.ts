@@ -69,7 +69,7 @@ export function summaryLine(r: SoakReport): string {
 export function reportLines(r: SoakReport): string[] {
   const out: string[] = [];
   if (r.harnessError !== undefined) out.push('harness error (the soak itself failed):', `  ${r.harnessError}`);
-  out.push('checks:');
+  out.push(`checks${r.listeners === undefined ? '' : ` (waygate listening on ${r.listeners})`}:`);
   for (const c of r.checks) out.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
   r.crashes.forEach((c, i) => out.push(...crashLines(r, c, i)));
   if (r.failures.length > 0) out.push(`failed tasks (${r.failedTasks}):`, ...failureLines(r.failures));
@@ -81,11 +81,11 @@ export function reportLines(r: SoakReport): string[] {
   out.push(`upstream faults served: ${sorted(r.faultHits) || 'none'}`);
   if (r.peakRss !== undefined) out.push(`waygate peak RSS during the chaos: ${(r.peakRss / 1048576).toFixed(1)} MB`);
   out.push(`waygate log lines by level: ${sorted(r.logLevels) || 'none'}`);
-  // 5xx from a pool that must answer 200 says why in its access line.
+  // A pool that must answer 200: its 5xx access lines and its upstream warnings say why.
   const okPools = new Set(r.okPools);
   const telling = Object.entries(r.samples).filter(([k]) => okPools.has(k.split(' ')[0]));
-  if (telling.length > 0) out.push('5xx access lines of healthy pools (first ones):', ...telling.flatMap(([, lines]) => lines.map((l) => `  ${l.slice(0, 600)}`)));
-  if (r.errorLines.length > 0) out.push('waygate warn and error lines (first ones):', ...r.errorLines.slice(0, 8).map((l) => `  ${l.slice(0, 400)}`));
+  if (telling.length > 0) out.push('5xx answers and upstream warnings of healthy pools (first of each):', ...telling.flatMap(([, lines]) => lines.map((l) => `  ${l.slice(0, 600)}`)));
+  if (r.errorLines.length > 0) out.push('waygate error lines (first ones):', ...r.errorLines.slice(0, 8).map((l) => `  ${l.slice(0, 400)}`));
   out.push(summaryLine(r));
   return out;
 }

@@ -18,7 +18,7 @@ const USAGE = `usage: npm run soak -- [--seconds N] [--seed S] [--concurrency C]
   --task I[,J…]    run only these tasks of the seed's sequence, then the checks (a reproduction)
   --plan N         print the seed's first N tasks and exit (nothing runs)
   --from I         start the seed's sequence at task I (with --concurrency 1: one task at a time)
-  --isolate        one task at a time; after each, in-flight must return to what it was (finds a leak's task)
+  --isolate        one task at a time; after each, in-flight and connections must return (names a leak's task)
   --keep-going     after a crash, restart waygate and go on, to collect distinct crashes
   --keep           keep the temp dir (waygate.yaml, routes, certs)
   --json FILE      also write the whole report as JSON`;

@@ -33,8 +33,8 @@ const HANG_SUSPECT_MS = 3000;
 const FAILURES_KEPT = 200;
 /** A task ending this close before the gateway went down (or after) is counted as lost, not judged. */
 const DOWN_MARGIN_MS = 1000;
-/** In --isolate mode, how long the in-flight counts may take to return to what they were before a task. */
-const ISOLATE_DRAIN_MS = SOAK_TIMEOUTS.response + SOAK_TIMEOUTS.idle + 3000;
+/** In --isolate mode, how long in-flight and connection counts may take to return to what they were before a task (past clientIdle). */
+const ISOLATE_DRAIN_MS = SOAK_TIMEOUTS.clientIdle + SOAK_TIMEOUTS.response + 1000;
 const PROGRESS_EVERY_MS = 5000;
 
 /** How to run. */
@@ -51,7 +51,7 @@ export interface SoakOptions {
   tasks?: number[];
   /** Start the seed's sequence at task `from` (the tasks before it are drawn, not run). */
   from?: number;
-  /** One task at a time, and after each the in-flight counts must return to what they were (attributes a leak to its task). */
+  /** One task at a time, and after each in-flight and open connections must return to what they were (names a leak's task). */
   isolate?: boolean;
   /** After a crash, start waygate again and go on (to collect distinct crashes); the verdict stays a failure. */
   keepGoing?: boolean;
@@ -118,10 +118,12 @@ export interface SoakReport {
   after?: Rest & { rss: number };
   /** waygate log lines by level, and its first error lines. */
   logLevels: Record<string, number>;
-  /** The first access lines per pool and 5xx status. */
+  /** The first access lines per pool and 5xx status, and warn lines per pool and code. */
   samples: Record<string, string[]>;
   /** The pools that must answer 200 (expect `ok`). */
   okPools: string[];
+  /** The last gateway's listener ports, to read the socket lists by. */
+  listeners?: string;
   errorLines: string[];
   /** A harness failure (the soak itself broke), if any. */
   harnessError?: string;
@@ -294,14 +296,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const aborted = new Promise<Outcome>((resolve) => scope.ctx.signal.addEventListener('abort', () => resolve({ ok: false, note: 'stuck', detail: `not ended within ${TASK_DEADLINE_MS} ms` }), { once: true }));
       void (async () => {
         const before = options.isolate === true ? await inFlight(current).catch(() => new Map<string, number>()) : undefined;
+        const connsBefore = options.isolate === true ? await current.openConnections().catch(() => 0) : 0;
         let outcome = await Promise.race([p.task.run(scope.ctx).catch((err: Error): Outcome => ({ ok: false, note: 'threw', detail: err.stack ?? String(err) })), aborted]);
         clearTimeout(deadline);
         scope.end();
         scopes.delete(scope);
         if (before !== undefined && current.alive) {
+          // Its own client sockets are gone: whatever it left in the gateway must go too.
           let left: string[] = [];
-          await pollUntil(async () => (left = grown(before, await inFlight(current).catch(() => before))).length === 0, ISOLATE_DRAIN_MS, 200);
+          let conns = 0;
+          await pollUntil(async () => {
+            left = grown(before, await inFlight(current).catch(() => before));
+            conns = await current.openConnections().catch(() => connsBefore);
+            return left.length === 0 && conns <= connsBefore;
+          }, ISOLATE_DRAIN_MS, 200);
           if (left.length > 0) outcome = { ok: false, note: 'in-flight leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: ${left.join(', ')} (task outcome: ${outcome.note})` };
+          else if (conns > connsBefore) {
+            const sockets = await current.sockets().catch(() => []);
+            outcome = { ok: false, note: 'connection leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: waygate_open_connections ${connsBefore} → ${conns}; sockets ${sockets.join(', ')} (https :${current.address.https}, http :${current.address.http}; task outcome: ${outcome.note})` };
+          }
         }
         finish(rec, outcome);
       })();
@@ -447,6 +460,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       report.logLevels = gw.levels;
       report.errorLines = gw.errorLines;
       report.samples = gw.samples;
+      report.listeners = `http :${gw.address.http}, https :${gw.address.https}`;
       gw.kill();
     }
     agents.http.destroy();

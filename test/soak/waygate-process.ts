@@ -4,7 +4,7 @@
 // counted (access lines by status, log lines by level) and its stderr kept for the report.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -48,9 +48,9 @@ export class WaygateProcess {
   readonly poolStatuses: Record<string, Record<string, number>> = {};
   /** Log lines by level name (access lines excluded). */
   readonly levels: Record<string, number> = {};
-  /** The first access lines of each pool and 5xx status ("pool status" → lines), for diagnosis. */
+  /** The first access lines of each pool and 5xx status, and warn lines of each pool and code ("pool status|code" → lines). */
   readonly samples: Record<string, string[]> = {};
-  /** The first log lines at level warn or above. */
+  /** The first log lines at level error or above. */
   readonly errorLines: string[] = [];
   /** The last stdout lines. */
   readonly tail: string[] = [];
@@ -168,6 +168,30 @@ export class WaygateProcess {
     return (await readdir(`/proc/${this.pid}/fd`)).length;
   }
 
+  /**
+   * The TCP sockets the process holds, as "local → remote STATE" (from /proc/PID/fd and
+   * /proc/net/tcp{,6}), listening sockets excluded: which connection is left when a count is off.
+   */
+  async sockets(): Promise<string[]> {
+    const inodes = new Set<string>();
+    for (const fd of await readdir(`/proc/${this.pid}/fd`)) {
+      const link = await readlink(`/proc/${this.pid}/fd/${fd}`).catch(() => '');
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m !== null) inodes.add(m[1]);
+    }
+    const out: string[] = [];
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const text = await readFile(table, 'utf8').catch(() => '');
+      for (const row of text.split('\n').slice(1)) {
+        const f = row.trim().split(/\s+/);
+        if (f.length < 10 || !inodes.has(f[9]) || f[3] === '0A') continue;
+        const port = (a: string): number => parseInt(a.split(':')[1], 16);
+        out.push(`:${port(f[1])} → :${port(f[2])} ${TCP_STATES[f[3]] ?? f[3]}`);
+      }
+    }
+    return out.sort();
+  }
+
   /** Resident set size in bytes (/proc/PID/status VmRSS). */
   async rss(): Promise<number> {
     const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
@@ -216,8 +240,15 @@ export class WaygateProcess {
     }
     const level = LEVEL_NAMES[obj.level ?? 30] ?? String(obj.level);
     this.levels[level] = (this.levels[level] ?? 0) + 1;
-    if ((obj.level ?? 0) >= 40 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
+    if ((obj.level ?? 0) === 40 && typeof obj.pool === 'string') {
+      // An upstream failure names its pool and code: the first of each kind, for diagnosis.
+      const list = (this.samples[`${obj.pool} ${String((obj as { code?: string }).code ?? obj.msg)}`] ??= []);
+      if (list.length < SAMPLES_KEPT) list.push(line);
+    }
+    if ((obj.level ?? 0) >= 50 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
   }
 }
+
+const TCP_STATES: Record<string, string> = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0B': 'CLOSING' };
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
