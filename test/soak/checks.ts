@@ -170,7 +170,8 @@ export function stderrProblems(text: string): string[] {
 }
 
 /** The process is running and wrote nothing but warnings to stderr. */
-export function checkAlive(gw: WaygateProcess): Check {
+export function checkAlive(gw: WaygateProcess, hung: boolean): Check {
+  if (!gw.alive && hung) return { name: 'waygate never hung', ok: false, detail: 'it stopped answering and the soak killed it (see the hang below)' };
   if (!gw.alive) return { name: 'waygate never exited', ok: false, detail: `exited (code ${gw.exit!.code}, signal ${gw.exit!.signal}): ${gw.stderr().slice(0, 2000)}` };
   const bad = stderrProblems(gw.stderr());
   return { name: 'waygate never exited, stderr clean', ok: bad.length === 0, detail: bad.length === 0 ? 'running, nothing on stderr' : `running, but stderr has: ${bad.slice(0, 20).join('\n')}` };

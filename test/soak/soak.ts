@@ -221,6 +221,14 @@ function selectPools(options: SoakOptions, all: PoolSpec[]): PoolSpec[] {
   return all.filter((p) => options.pools!.includes(p.name));
 }
 
+/** Adds a (dead or finished) gateway process's log counts to the report's, so a restart loses none. */
+function absorb(report: SoakReport, p: WaygateProcess): void {
+  for (const [pool, statuses] of Object.entries(p.poolStatuses)) for (const [k, n] of Object.entries(statuses)) (report.statusesByPool[pool] ??= {})[k] = (report.statusesByPool[pool][k] ?? 0) + n;
+  for (const [k, n] of Object.entries(p.levels)) report.logLevels[k] = (report.logLevels[k] ?? 0) + n;
+  for (const [k, lines] of Object.entries(p.samples)) report.samples[k] ??= lines;
+  report.errorLines.push(...p.errorLines.slice(0, Math.max(0, 20 - report.errorLines.length)));
+}
+
 /** Runs the soak; never throws for what it finds (that is in the report), only for bad options. */
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? ((): void => {});
@@ -242,8 +250,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     // Warm-up and probes use every pool, whatever the filters, and agents of their own (closed
     // before the baseline, so it counts no client connection).
     const baseShared = (): Shared => ({ ...shared, pools: world.pools, agents: makeAgents() });
-    const warmUpOnce = async (): Promise<string[]> => {
+    const warmUpOnce = async (httpOnly = false): Promise<string[]> => {
       const own = baseShared();
+      if (httpOnly) own.pools = world.pools.filter((p) => p.kind === 'http');
       try {
         return await warmUp(own);
       } finally {
@@ -369,12 +378,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         onCrash(gw);
         for (const s of scopes) s.end();
         if (options.keepGoing !== true || options.tasks !== undefined) break;
+        absorb(report, gw);
         gw = await WaygateProcess.start(world.configFile);
         Object.assign(shared.gateway, gw.address);
         void exitWatch(gw);
         watch(gw);
         // HTTP only: the WebSocket round trips were judged once already.
-        await warmUp({ ...baseShared(), pools: world.pools.filter((p) => p.kind === 'http') }).catch(() => []);
+        await warmUpOnce(true).catch(() => []);
         base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss(), memory: await gw.memory() };
         report.baseline = base;
         down[down.length - 1].to = Date.now();
@@ -449,17 +459,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         report.checks.push({ name: 'waygate answers its admin API after the chaos', ok: false, detail: (err as Error).message });
       }
     }
-    report.checks.push(checks.checkAlive(gw));
+    report.checks.push(checks.checkAlive(gw, report.crashes.at(-1)?.kind === 'hang'));
     if (report.crashes.length === 0 && gw.alive) report.checks.push(await checks.checkStop(gw, SHUTDOWN_MS));
     report.faultHits = (await world.upstreams.stats()).hits;
   } catch (err) {
     report.harnessError = (err as Error).stack ?? String(err);
   } finally {
     if (gw !== undefined) {
-      report.statusesByPool = gw.poolStatuses;
-      report.logLevels = gw.levels;
-      report.errorLines = gw.errorLines;
-      report.samples = gw.samples;
+      absorb(report, gw);
       report.listeners = `http :${gw.address.http}, https :${gw.address.https}`;
       gw.kill();
     }
