@@ -12,6 +12,8 @@ export async function startWaygate(poolYaml, extra = '') {
   writeFileSync(join(dir, 'routes/r.yaml'), `pools:\n  p: ${poolYaml}\nroutes: [ { name: r, pool: p } ]\n`);
   writeFileSync(join(dir, 'waygate.yaml'), `listeners: { http: { address: "127.0.0.1:0" }, https: { address: "127.0.0.1:0" } }\nadmin: { address: "127.0.0.1:0" }\nroutesDir: ${dir}/routes\ncertsDir: ${dir}/certs\nlog: { access: false }\n${extra}`);
   const proc = spawn(process.execPath, ['bin/waygate.js', '--config', join(dir, 'waygate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A reproduction that fails or is interrupted must not leave its proxy running.
+  process.once('exit', () => proc.kill('SIGKILL'));
   let stderr = ''; proc.stderr.on('data', (c) => (stderr += c));
   const addr = await new Promise((r) => createInterface({ input: proc.stdout }).on('line', (l) => l.includes('"listening"') && r(JSON.parse(l))));
   return {
