@@ -72,7 +72,15 @@ function takeGrpcStatus(headers: string[]): Record<string, string> | undefined {
   return status;
 }
 
-/** Largest final body chunk sent as a string together with the response head (see onResponseEnd). */
+/**
+ * True when the response can no longer reach the client. An HTTP/2 compatibility response has no
+ * `destroyed` of its own: its stream's tells (a client's RST_STREAM destroys it).
+ */
+function responseGone(res: ServerResponse): boolean {
+  return res.destroyed === true || (res as { stream?: { destroyed: boolean } }).stream?.destroyed === true;
+}
+
+/** Largest final body chunk sent as a string together with the response head (see onEnd). */
 const SMALL_BODY = 1024;
 
 
@@ -199,7 +207,22 @@ export class Forwarder implements UpstreamHandler {
   #clientIsGone(): boolean {
     const r = this.#r;
     // req.socket is null once the request was read to its end.
-    return this.#clientGone || r.res.destroyed || r.req.socket?.destroyed === true;
+    return this.#clientGone || responseGone(r.res) || r.req.socket?.destroyed === true;
+  }
+
+  /**
+   * The client is gone or stopped reading (`err`): the upstream request is aborted and the
+   * exchange ends, whether or not the response's 'close' ever comes (an HTTP/2 stream the client
+   * reset may already have emitted it).
+   */
+  #abortForClient(err: GatewayError): void {
+    if (this.#done) return;
+    this.#clientGone = true;
+    const res = this.#r.res;
+    if (!responseGone(res)) res.destroy(err);
+    const c = this.#controller;
+    if (c !== undefined) c.abort(err);
+    else this.#finish(err);
   }
 
   /**
@@ -251,7 +274,7 @@ export class Forwarder implements UpstreamHandler {
     const res = this.#r.res;
     if (err === undefined) return;
     if (err.code === 'client_aborted' || this.#clientGone) {
-      if (!res.destroyed) res.destroy();
+      if (!responseGone(res)) res.destroy();
       return;
     }
     if (this.#started) {
@@ -335,6 +358,10 @@ export class Forwarder implements UpstreamHandler {
       return;
     }
     const res = this.#r.res;
+    if (responseGone(res)) {
+      this.#abortForClient(new GatewayError('client_aborted', 'client closed the connection'));
+      return;
+    }
     if (!res.write(chunk)) {
       // Backpressure: stop reading from the upstream until the client catches up — but a client
       // that reads nothing for writeIdleTimeout is gone in all but name.
@@ -345,7 +372,7 @@ export class Forwarder implements UpstreamHandler {
       };
       res.once('drain', this.#onDrain);
       clearTimeout(this.#writeIdle);
-      this.#writeIdle = setTimeout(() => res.destroy(new GatewayError('client_timeout', 'client stopped reading the response')), this.#r.writeIdleTimeout);
+      this.#writeIdle = setTimeout(() => this.#abortForClient(new GatewayError('client_timeout', 'client stopped reading the response')), this.#r.writeIdleTimeout);
       this.#writeIdle.unref();
     }
   }

@@ -184,7 +184,10 @@ class Exchange implements ForwardObserver {
   #closed(): void {
     const res = this.#res;
     const fw = this.#forwarder;
-    const completed = res.writableFinished;
+    // Ended by us and flushed. HTTP/2's writableFinished alone is the stream's, which a client's
+    // RST_STREAM also finishes: a reset stream would pass for a completed response and its
+    // upstream request would never be aborted.
+    const completed = res.writableEnded && res.writableFinished;
     if (!completed && fw !== undefined) fw.clientClosed();
     const req = this.#req;
     const status = completed || res.headersSent ? res.statusCode : 499;

@@ -2,6 +2,7 @@
 // over ALPN, or h2c) and of `client: undici` pools (the fallback for the builtin HTTP/1.1 client).
 // Only undici's public exports are used. Its index also loads fetch, web streams, the cache and
 // WebSocket (about 5 MB), so it is loaded the first time a pool needs it (loadUndici), not at start.
+import { subscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import type * as UndiciModule from 'undici';
 import type { Dispatcher } from 'undici';
@@ -14,8 +15,58 @@ let undici: typeof UndiciModule | undefined;
 
 /** Loads undici on first use (a synchronous require of its CommonJS index); later calls are free. */
 export function loadUndici(): typeof UndiciModule {
-  undici ??= require('undici') as typeof UndiciModule;
+  if (undici === undefined) {
+    undici = require('undici') as typeof UndiciModule;
+    subscribe('http2.client.stream.created', sinkStreamErrors);
+  }
   return undici;
+}
+
+function ignore(): void {}
+
+/** The part of a node:http2 client stream the hook below touches. */
+interface H2Stream {
+  readonly destroyed: boolean;
+  on(event: 'error', fn: () => void): void;
+  resume(): void;
+  close(code?: number, callback?: () => void): unknown;
+  destroy(err?: Error): unknown;
+}
+
+/**
+ * Two defects meet on undici's HTTP/2 abort, which detaches its listeners from the stream, calls
+ * close() (RST_STREAM) and then, in the same synchronous run, destroy():
+ * - Node 24 spins forever in native code (Http2Session::SendPendingData, memory growing by GBs a
+ *   second) when a client stream with response data still arriving is close()d and destroy()ed
+ *   in one go; close() alone, or destroy() alone, is fine. A proxy aborts exactly such streams
+ *   whenever a client leaves mid-response.
+ * - The stream may still emit 'error' afterwards, and an 'error' nobody listens to ends the
+ *   process (undici keeps a no-op sink on the streams it abandons on GOAWAY, undici#5936, not here).
+ * So each HTTP/2 client stream gets, when Node creates it (its diagnostics channel), an error sink,
+ * and a destroy() called in the same synchronous run as close() is turned into reading the rest:
+ * Node then finishes the close and destroys the stream itself, which is what undici asked for.
+ * Every other destroy() (Node's own after a close, or one with an error) goes through untouched.
+ */
+function sinkStreamErrors(message: unknown): void {
+  const stream = (message as { stream: H2Stream }).stream;
+  stream.on('error', ignore);
+  let closing = false;
+  const close = stream.close;
+  const destroy = stream.destroy;
+  stream.close = function closeMarked(this: H2Stream, code?: number, callback?: () => void): unknown {
+    closing = true;
+    queueMicrotask(() => {
+      closing = false;
+    });
+    return close.call(this, code, callback);
+  };
+  stream.destroy = function destroyAfterClose(this: H2Stream, err?: Error): unknown {
+    if (closing && err === undefined && !this.destroyed) {
+      this.resume();
+      return this;
+    }
+    return destroy.call(this, err);
+  };
 }
 
 /** How an undici pool reaches its target. */
