@@ -87,6 +87,7 @@ export interface UndiciClientOptions {
 export class UndiciClient implements UpstreamClient {
   readonly #pool: Dispatcher;
   readonly #servername: string | undefined;
+  readonly #connectTimeout: number;
   /** Requests not yet ended for their handlers. */
   #live = 0;
   /** Set by close(): called when the last live request ends. */
@@ -104,6 +105,7 @@ export class UndiciClient implements UpstreamClient {
     } as UndiciModule.buildConnector.BuildOptions);
     const sni = o.servername;
     this.#servername = sni;
+    this.#connectTimeout = o.connectTimeout;
     this.#pool = new Pool(o.origin, {
       // The certificate is checked against the configured name, never the client's Host header
       // (which undici would otherwise derive SNI from).
@@ -121,6 +123,7 @@ export class UndiciClient implements UpstreamClient {
     const bridge = new Bridge(handler, this.#ended);
     handler.onStart(bridge);
     if (bridge.aborted) return;
+    bridge.awaitConnection(this.#connectTimeout);
     try {
       this.#pool.dispatch(
         {
@@ -214,10 +217,33 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   #done = false;
   aborted = false;
 
+  /** Bounds the wait for a connection to take the request (see awaitConnection). */
+  #connectTimer: NodeJS.Timeout | undefined;
+
   /** `ended` is called once, when the request ends for the handler. */
   constructor(handler: UpstreamHandler, ended: () => void) {
     this.#handler = handler;
     this.#ended = ended;
+  }
+
+  /**
+   * Fails the request if no connection has taken it within `ms`. undici queues a request behind
+   * the connect attempt of its client and, on an HTTP/2 pool, behind one attempt after another:
+   * to a target that accepts TCP and never finishes TLS, the fifth request of a burst waited five
+   * connect timeouts. Each request waits one, as on the builtin client; the queued copy undici
+   * keeps is aborted when a connection reaches it.
+   */
+  awaitConnection(ms: number): void {
+    if (ms <= 0) return;
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      if (this.#controller !== undefined || this.#done) return;
+      const err = coded('UND_ERR_CONNECT_TIMEOUT', `no connection to the target within ${ms}ms`);
+      this.aborted = true;
+      this.#reason = err;
+      this.fail(err);
+    }, ms);
+    this.#connectTimer.unref();
   }
 
   pause(): void {
@@ -241,11 +267,13 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   fail(err: Error): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#connectTimer);
     this.#ended();
     queueMicrotask(() => this.#handler.onError(err));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    clearTimeout(this.#connectTimer);
     this.#controller = controller;
     if (this.aborted) controller.abort(this.#reason!);
   }
@@ -277,6 +305,7 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#connectTimer);
     this.#ended();
     this.#handler.onEnd(flatTrailers(trailers));
   }

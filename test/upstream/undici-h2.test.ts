@@ -4,8 +4,14 @@
 // stream; see sinkStreamErrors in src/upstream/undici.ts), or end on an 'error' nobody listened to.
 // The scenario runs in a child process so a hang fails this test instead of stopping the run.
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
+import { fromUpstreamError } from '../../src/errors.ts';
+import { UndiciClient } from '../../src/upstream/undici.ts';
+import { call } from './client-harness.ts';
 
 const SCENARIO = fileURLToPath(new URL('./fixtures/h2-abort-churn.ts', import.meta.url));
 
@@ -20,4 +26,42 @@ test('180 HTTP/2 requests aborted after their headers, a turn later or a few ms 
   const result = JSON.parse(stdout) as { error: number; end: number; rssMB: number };
   expect(result.error + result.end).toBe(180);
   expect(result.error).toBeGreaterThan(0);
+}, 30_000);
+
+// undici queues an HTTP/2 pool's requests behind its client's connect attempt, one attempt after
+// another: to a target that accepts TCP and never finishes TLS, the fifth request of a burst
+// waited five connect timeouts. Each request now waits at most its own.
+test('requests to an h2 target stuck in its TLS handshake each fail after about their own connect timeout', async () => {
+  const silent = createServer((s) => {
+    s.resume();
+    s.on('error', () => {});
+  });
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const connectTimeout = 1000;
+  const client = new UndiciClient({
+    origin: `https://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    connectTimeout,
+    keepAliveTimeout: 4000,
+    h2: true,
+    tls: { rejectUnauthorized: false },
+    servername: 'x.test',
+  });
+  try {
+    const waits = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * 200));
+      const started = Date.now();
+      const o = await call(client);
+      return { wait: Date.now() - started, kind: fromUpstreamError(o.error).code, beforeSend: fromUpstreamError(o.error).beforeSend };
+    }));
+    for (const w of waits) {
+      expect(w.kind).toBe('upstream_timeout');
+      expect(w.beforeSend).toBe(true);
+      // Loose on purpose (a busy machine); queued behind the others, the last waited ~4 s.
+      expect(w.wait).toBeLessThan(connectTimeout * 2.5);
+    }
+  } finally {
+    await client.close();
+    silent.close();
+  }
 }, 30_000);
