@@ -84,6 +84,8 @@ const CONNECT_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_HAS_EXPIRED', 'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
+const REFUSED_STREAM = /NGHTTP2_(REFUSED_STREAM|ENHANCE_YOUR_CALM)/;
+
 /**
  * Classifies an error raised by an upstream client (undici-style codes) for one attempt into a GatewayError.
  * Returns the error unchanged when it already is one.
@@ -105,6 +107,12 @@ export function fromUpstreamError(err: unknown): GatewayError {
   // undici's HTTPParserError carries no code for some llhttp errors (a status line of four digits).
   if (code.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO' || code === 'UND_ERR_HEADERS_OVERFLOW') {
     return new GatewayError('upstream_bad_response', `invalid upstream response: ${message}`, { cause: err });
+  }
+  // An HTTP/2 stream the server refused before reading it (RFC 9113 §8.7: REFUSED_STREAM; Node
+  // servers answer ENHANCE_YOUR_CALM when they cannot take another stream) was never processed:
+  // like a failed connect, safe to send elsewhere whatever the method.
+  if (REFUSED_STREAM.test(message)) {
+    return new GatewayError('upstream_reset', `upstream refused the stream: ${message}`, { cause: err, beforeSend: true });
   }
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') {
     return new GatewayError('upstream_reset', `upstream connection reset: ${message}`, { cause: err });

@@ -45,7 +45,7 @@ interface H2Stream {
  * So each HTTP/2 client stream gets, when Node creates it (its diagnostics channel), an error sink,
  * and a destroy() called in the same synchronous run as close() is turned into reading the rest:
  * Node then finishes the close and destroys the stream itself, which is what undici asked for.
- * Every other destroy() (Node's own after a close, or one with an error) goes through untouched.
+ * Every other destroy() (Node's own, once the close is done) goes through untouched.
  */
 function sinkStreamErrors(message: unknown): void {
   const stream = (message as { stream: H2Stream }).stream;
@@ -61,13 +61,22 @@ function sinkStreamErrors(message: unknown): void {
     return close.call(this, code, callback);
   };
   stream.destroy = function destroyAfterClose(this: H2Stream, err?: Error): unknown {
-    if (closing && err === undefined && !this.destroyed) {
+    if (closing && !this.destroyed) {
       this.resume();
       return this;
     }
     return destroy.call(this, err);
   };
 }
+
+/** HTTP/2 streams a pool resets before new requests move to a fresh one (far below Node's burst budget of 1000). */
+const H2_RESETS_PER_POOL = 64;
+
+/** How node:http2 names the stream errors of a refused stream (see Bridge#refused). */
+const REFUSED = /NGHTTP2_(REFUSED_STREAM|ENHANCE_YOUR_CALM)/;
+
+/** Concurrent streams undici opens on one upstream HTTP/2 session before it opens another. */
+const H2_STREAMS_PER_SESSION = 16;
 
 /** How an undici pool reaches its target. */
 export interface UndiciClientOptions {
@@ -85,13 +94,20 @@ export interface UndiciClientOptions {
 
 /** A connection pool to one target, on undici. */
 export class UndiciClient implements UpstreamClient {
-  readonly #pool: Dispatcher;
+  #pool: Dispatcher;
+  /** Makes a fresh undici pool to the target (see #reset). */
+  readonly #makePool: () => Dispatcher;
+  readonly #h2: boolean;
   readonly #servername: string | undefined;
   readonly #connectTimeout: number;
   /** Requests not yet ended for their handlers. */
   #live = 0;
   /** Set by close(): called when the last live request ends. */
   #idle: (() => void) | undefined;
+  /** HTTP/2 streams this pool reset (aborted after they started). */
+  #resets = 0;
+  /** Counts rotations (see #rotate): which pool a request went to. */
+  #generation = 0;
 
   constructor(o: UndiciClientOptions) {
     const { Pool, buildConnector } = loadUndici();
@@ -104,9 +120,10 @@ export class UndiciClient implements UpstreamClient {
       ...(o.h2 ? (tls !== undefined ? { preferH2: true } : { useH2c: true }) : {}),
     } as UndiciModule.buildConnector.BuildOptions);
     const sni = o.servername;
+    this.#h2 = o.h2;
     this.#servername = sni;
     this.#connectTimeout = o.connectTimeout;
-    this.#pool = new Pool(o.origin, {
+    this.#makePool = () => new Pool(o.origin, {
       // The certificate is checked against the configured name, never the client's Host header
       // (which undici would otherwise derive SNI from).
       connect: (opts, cb) => connector({ ...opts, servername: sni } as UndiciModule.buildConnector.Options, cb),
@@ -115,14 +132,58 @@ export class UndiciClient implements UpstreamClient {
       headersTimeout: 0,
       bodyTimeout: 0,
       allowH2: o.h2,
+      // Streams waiting on slow clients hold their data in the upstream's session (a Node server
+      // refuses new streams with ENHANCE_YOUR_CALM past 10 MB, and all of a session's streams
+      // share one flow-control window): more sessions with fewer streams each spread that load.
+      ...(o.h2 ? { h2Options: { maxConcurrentStreams: H2_STREAMS_PER_SESSION } } : {}),
     });
+    this.#pool = this.#makePool();
+  }
+
+  /**
+   * A started HTTP/2 request was aborted (its stream reset, RST_STREAM). Servers protect
+   * themselves from rapid-reset floods (CVE-2023-44487) by counting resets per session and
+   * ending it with ENHANCE_YOUR_CALM past a budget (Node: a burst of 1000, then 33 a second):
+   * clients leaving mid-response made every request on the session fail and got a healthy target
+   * ejected. Every H2_RESETS_PER_POOL resets, new requests go to a new pool (new sessions, a new
+   * budget) while the old one finishes what it carries and closes. A Node server also refuses new
+   * streams past its session's memory (10 MB of responses it holds for streams a slow or gone
+   * client left unread): that refusal rotates the pool at once (see Bridge#refused).
+   */
+  #reset = (): void => {
+    if (this.#h2 && ++this.#resets >= H2_RESETS_PER_POOL) this.#rotate();
+  };
+
+  /** New requests go to a fresh undici pool (new sessions); the old one finishes what it carries and closes. */
+  #rotate(): void {
+    this.#resets = 0;
+    this.#generation++;
+    const old = this.#pool;
+    this.#pool = this.#makePool();
+    void old.close().catch(() => {});
   }
 
   request(spec: UpstreamRequest, handler: UpstreamHandler): void {
     this.#live++;
-    const bridge = new Bridge(handler, this.#ended);
+    const bridge = new Bridge(handler, {
+      ended: this.#ended,
+      reset: this.#reset,
+      // A refused stream goes once more to a fresh pool when the caller allows a replay.
+      replay: spec.replayable && (spec.body === null || Buffer.isBuffer(spec.body))
+        ? () => {
+          // Refusals of several requests on one pool rotate it once.
+          if (bridge.generation === this.#generation) this.#rotate();
+          this.#dispatch(spec, bridge);
+        }
+        : undefined,
+    });
     handler.onStart(bridge);
     if (bridge.aborted) return;
+    this.#dispatch(spec, bridge);
+  }
+
+  #dispatch(spec: UpstreamRequest, bridge: Bridge): void {
+    bridge.generation = this.#generation;
     bridge.awaitConnection(this.#connectTimeout);
     try {
       this.#pool.dispatch(
@@ -212,7 +273,14 @@ function badTransferCoding(flat: readonly string[]): boolean {
 class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   readonly #handler: UpstreamHandler;
   readonly #ended: () => void;
+  readonly #resetStream: () => void;
+  /** Sends the request again on a fresh pool; undefined when it may not be sent twice. */
+  #replay: (() => void) | undefined;
   #controller: Dispatcher.DispatchController | undefined;
+  /** The response head arrived (a refusal after it is no refusal). */
+  #started = false;
+  /** The UndiciClient pool generation the request was last dispatched on. */
+  generation = 0;
   #reason: Error | undefined;
   #done = false;
   aborted = false;
@@ -220,10 +288,15 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   /** Bounds the wait for a connection to take the request (see awaitConnection). */
   #connectTimer: NodeJS.Timeout | undefined;
 
-  /** `ended` is called once, when the request ends for the handler. */
-  constructor(handler: UpstreamHandler, ended: () => void) {
+  /**
+   * `ended` is called once, when the request ends for the handler; `reset` when an abort resets a
+   * started request; `replay` (when given) sends it again after its stream was refused.
+   */
+  constructor(handler: UpstreamHandler, hooks: { ended: () => void; reset: () => void; replay: (() => void) | undefined }) {
     this.#handler = handler;
-    this.#ended = ended;
+    this.#ended = hooks.ended;
+    this.#resetStream = hooks.reset;
+    this.#replay = hooks.replay;
   }
 
   /**
@@ -259,7 +332,10 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
     this.aborted = true;
     this.#reason = reason;
     const c = this.#controller;
-    if (c !== undefined && !c.aborted) c.abort(reason);
+    if (c !== undefined && !c.aborted) {
+      c.abort(reason);
+      this.#resetStream();
+    }
     this.fail(reason);
   }
 
@@ -275,7 +351,10 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     clearTimeout(this.#connectTimer);
     this.#controller = controller;
-    if (this.aborted) controller.abort(this.#reason!);
+    if (this.aborted) {
+      controller.abort(this.#reason!);
+      this.#resetStream();
+    }
   }
 
   onBodySent(chunk: Buffer): void {
@@ -289,6 +368,7 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
       this.#handler.onInterim(status, flat);
       return;
     }
+    this.#started = true;
     if (badTransferCoding(flat)) {
       const err = coded('HPE_INVALID_TRANSFER_ENCODING', 'upstream response with a transfer coding other than chunked');
       controller.abort(err);
@@ -311,6 +391,24 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#refused(err)) return;
     this.fail(err);
+  }
+
+  /**
+   * A stream the server refused before it read it (RFC 9113 §8.7: REFUSED_STREAM; a Node server
+   * answers ENHANCE_YOUR_CALM when its session is out of memory or streams) was never processed:
+   * sent once more on a fresh pool, when allowed (the handler hears of it through onReplay).
+   * Returns true when it was.
+   */
+  #refused(err: Error): boolean {
+    const replay = this.#replay;
+    if (replay === undefined || this.#done || this.aborted || this.#started) return false;
+    if (!REFUSED.test(err.message)) return false;
+    this.#replay = undefined;
+    this.#controller = undefined;
+    this.#handler.onReplay();
+    replay();
+    return true;
   }
 }

@@ -4,6 +4,7 @@
 // counted (access lines by status, log lines by level) and its stderr kept for the report.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -92,7 +93,10 @@ export class WaygateProcess {
         proc.kill('SIGKILL');
         reject(new Error(`waygate printed no "listening" line within ${LISTENING_TIMEOUT_MS} ms: ${stderr.text}`));
       }, LISTENING_TIMEOUT_MS);
+      // SOAK_LOG=FILE keeps every stdout line of waygate (access and process logs) for a post-mortem.
+      const keep = process.env.SOAK_LOG === undefined ? undefined : createWriteStream(process.env.SOAK_LOG, { flags: 'a' });
       createInterface({ input: proc.stdout! }).on('line', (line) => {
+        keep?.write(line + '\n');
         if (self !== undefined) return self.#line(line);
         early.push(line);
         if (line.includes('"msg":"listening"')) {

@@ -65,3 +65,45 @@ test('requests to an h2 target stuck in its TLS handshake each fail after about 
     silent.close();
   }
 }, 30_000);
+
+// A Node HTTP/2 server refuses new streams with ENHANCE_YOUR_CALM once its session holds more
+// than maxSessionMemory (responses it keeps for streams nobody reads: slow or gone clients). The
+// refused stream was never processed: the adapter sends it once more on a fresh pool (new
+// sessions) when the caller allows a replay, and it is classified as safe to retry elsewhere.
+test('a stream the server refuses (ENHANCE_YOUR_CALM, its session out of memory) is sent again on a fresh session', async () => {
+  const { createServer: createH2cServer } = await import('node:http2');
+  const held: import('node:http2').Http2ServerResponse[] = [];
+  const upstream = createH2cServer({ maxSessionMemory: 1 }, (req, res) => {
+    req.resume();
+    res.on('error', () => {});
+    if (req.url === '/hold') {
+      // Never read by the client below (its handler pauses): the server's session keeps it.
+      res.write(Buffer.alloc(1536 * 1024, 0x61));
+      held.push(res);
+    } else {
+      res.end('ok');
+    }
+  });
+  upstream.on('sessionError', () => {});
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const client = new UndiciClient({ origin: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, connectTimeout: 2000, keepAliveTimeout: 4000, h2: true, servername: undefined });
+  try {
+    // Paused after its head: the 1.5 MiB stays in the server's session, over its 1 MB.
+    const holding = (): void => void call(client, { path: '/hold', onHeaders: (c) => c.pause() });
+    holding();
+    while (held.length < 1) await new Promise((r) => setTimeout(r, 10));
+    const replayed = await call(client, { path: '/ok', replayable: true });
+    expect(replayed).toMatchObject({ status: 200, body: 'ok', replays: 1, violations: [] });
+    // The fresh pool goes on serving.
+    expect(await call(client, { path: '/ok', replayable: true, responseTimeout: 3000 })).toMatchObject({ status: 200, body: 'ok' });
+    // Without permission to replay, the refusal is the caller's: node:http2's stream error is
+    // classified as never processed, so the forwarder may send it to another target.
+    const err = Object.assign(new Error('Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM'), { code: 'ERR_HTTP2_STREAM_ERROR' });
+    expect(fromUpstreamError(err)).toMatchObject({ code: 'upstream_reset', beforeSend: true });
+    for (const r of held) r.end();
+  } finally {
+    await client.close().catch(() => {});
+    upstream.close();
+  }
+}, 30_000);
