@@ -2,6 +2,7 @@
 //
 //   npm run bench               # full run, under 10 minutes
 //   npm run bench -- --quick    # the same cases with short runs, under 2 minutes
+//   BASE=<rev> npm run bench    # also an earlier revision of waygate, side by side (before/after)
 //
 // One nginx worker on CPU 1 is the upstream for every case (100-byte and 16 KiB bodies, /health).
 // Each proxy is pinned to CPU 0; wrk/h2load share CPU 1 with the upstream. The cases run
@@ -11,7 +12,7 @@
 // after each run. The table goes to stdout and bench/results/latest.md (raw rounds: latest.json).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +22,8 @@ import { scaleMix, scaleRoutes, shopRoutes } from './configs.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(ROOT);
 const QUICK = process.argv.includes('--quick');
+// An earlier revision to run beside the current one (same config, its own pinned process).
+const BASE = process.env.BASE;
 // rounds × seconds per run, plus one warm-up pass. Full: 22 cases × (2 + 5×3) s ≈ 6.5 min.
 const PLAN = QUICK ? { rounds: 3, secs: 1, warm: 1 } : { rounds: 5, secs: 3, warm: 2 };
 const NODE = process.execPath;
@@ -35,6 +38,7 @@ const P = {
   wg: 19160, wgTls: 19161, wgAdmin: 19162,
   wg1: 19170, wg1Admin: 19171, wg2: 19175, wg2Admin: 19176,
   wg10: 19180, wg10Admin: 19181, wg1k: 19185, wg1kAdmin: 19186,
+  base: 19190, baseTls: 19191, baseAdmin: 19192,
 };
 const UP = `http://127.0.0.1:${P.up[0]}`;
 const t0 = Date.now();
@@ -229,10 +233,10 @@ ${P.up.map((p, i) => `  server s${i} 127.0.0.1:${p} check inter 5s`).join('\n')}
   writeFileSync(join(dir, 'mix.lua'), scaleMix(10));
 }
 
-function startWaygate(name: string, routes: string, http: number, admin: number, opts: { https?: number; cpu?: string; workers?: number }): ChildProcess {
+function startWaygate(name: string, routes: string, http: number, admin: number, opts: { https?: number; cpu?: string; workers?: number; root?: string }): ChildProcess {
   // As installed users run it: the command, on the compiled dist/ (built in main()), with the
   // command's own defaults (4 MB young-generation semi-spaces).
-  const args = ['bin/waygate.js', '--config', join(dir, 'waygate.yaml'), '--routes', join(dir, routes), '--certs', join(dir, 'certs'),
+  const args = [join(opts.root ?? ROOT, 'bin/waygate.js'), '--config', join(dir, 'waygate.yaml'), '--routes', join(dir, routes), '--certs', join(dir, 'certs'),
     '--http', `127.0.0.1:${http}`, '--https', opts.https === undefined ? 'off' : `127.0.0.1:${opts.https}`, '--admin', `127.0.0.1:${admin}`];
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
   // The access log (one JSON line per request on stdout) goes to /dev/null.
@@ -336,15 +340,20 @@ interface Case {
 
 interface Group { id: string; title: string; note: string; ratios: { label: string; ref: string | string[] }[] }
 
+/** The ratio column to the earlier revision, when BASE is set. */
+function before(group: string): Group['ratios'] {
+  return BASE === undefined ? [] : [{ label: `× waygate ${BASE}`, ref: `${group}:base` }];
+}
+
 const GROUPS: Group[] = [
   { id: 'h1-100', title: 'HTTP/1.1, 100-byte body', note: 'proxy on CPU 0; upstream nginx and wrk -t1 -c64 on CPU 1',
-    ratios: [{ label: '× NGINX', ref: 'h1-100:nginx' }, { label: '× fastest Node peer', ref: ['h1-100:hp3', 'h1-100:fastify', 'h1-100:undici'] }] },
+    ratios: [{ label: '× NGINX', ref: 'h1-100:nginx' }, { label: '× fastest Node peer', ref: ['h1-100:hp3', 'h1-100:fastify', 'h1-100:undici'] }, ...before('h1-100')] },
   { id: 'h1-16k', title: 'HTTP/1.1, 16 KiB body', note: 'as above',
-    ratios: [{ label: '× NGINX', ref: 'h1-16k:nginx' }, { label: '× fastest Node peer', ref: ['h1-16k:hp3', 'h1-16k:fastify', 'h1-16k:undici'] }] },
+    ratios: [{ label: '× NGINX', ref: 'h1-16k:nginx' }, { label: '× fastest Node peer', ref: ['h1-16k:hp3', 'h1-16k:fastify', 'h1-16k:undici'] }, ...before('h1-16k')] },
   { id: 'tls', title: 'HTTPS (TLS 1.3, HTTP/1.1, keep-alive), 100-byte body', note: 'wrk -t1 -c64 over TLS 1.3, P-256 certificate; plain HTTP/1.1 to the upstream',
-    ratios: [{ label: '× NGINX', ref: 'tls:nginx' }] },
+    ratios: [{ label: '× NGINX', ref: 'tls:nginx' }, ...before('tls')] },
   { id: 'h2', title: 'HTTP/2 over TLS 1.3, 100-byte body', note: 'h2load -c16 -m8 on CPU 1; HTTP/1.1 to the upstream',
-    ratios: [{ label: '× NGINX', ref: 'h2:nginx' }] },
+    ratios: [{ label: '× NGINX', ref: 'h2:nginx' }, ...before('h2')] },
   { id: 'workers', title: 'waygate --workers 2 vs 1 (NOT pinned; 2-core machine)', note: 'waygate unpinned, wrk -t2 -c64 unpinned: load generator, upstream (CPU 1) and proxy share both cores, so this shows what a 2nd worker buys on a box this small, not multi-core scaling',
     ratios: [{ label: '× 1 worker', ref: 'workers:w1' }] },
   { id: 'config', title: 'waygate config size: 10 routes vs 1,000 routes and 100 pools', note: 'same 10-request mix (host/path/header routes present in both tables); proxy on CPU 0, wrk on CPU 1',
@@ -366,14 +375,17 @@ function buildCases(missing: string[], procs: Record<string, ChildProcess>): Cas
     peer('fastify', 'fastify + @fastify/reply-from (undici, 1 target)', P.fastify, 'fastify');
     peer('undici', 'minimal undici forwarder (1 target)', P.undici, 'undici');
     peer('waygate', 'waygate (realistic routes, pool of 3 + health checks, access log → /dev/null, metrics on)', P.wg, 'wg');
+    if (BASE !== undefined) peer('base', `waygate at ${BASE} (the same)`, P.base, 'base');
   }
   if (!missing.includes('openssl')) {
     add({ id: 'tls:nginx', group: 'tls', label: 'NGINX 1.22', load: w(`https://127.0.0.1:${P.nginxTls}/api/b100`), proc: pid('nginx'), check: { url: `https://127.0.0.1:${P.nginxTls}/api/b100`, bytes: 100 } });
     add({ id: 'tls:waygate', group: 'tls', label: 'waygate (as above)', load: w(`https://127.0.0.1:${P.wgTls}/api/b100`), proc: pid('wg'), check: { url: `https://127.0.0.1:${P.wgTls}/api/b100`, bytes: 100 } });
+    if (BASE !== undefined) add({ id: 'tls:base', group: 'tls', label: `waygate at ${BASE}`, load: w(`https://127.0.0.1:${P.baseTls}/api/b100`), proc: pid('base'), check: { url: `https://127.0.0.1:${P.baseTls}/api/b100`, bytes: 100 } });
     if (!missing.includes('h2load')) {
       const h = (port: number): Load => ({ tool: 'h2load', url: `https://127.0.0.1:${port}/api/b100`, cpu: '1' });
       add({ id: 'h2:nginx', group: 'h2', label: 'NGINX 1.22', load: h(P.nginxTls), proc: pid('nginx'), check: { url: `https://127.0.0.1:${P.nginxTls}/api/b100`, bytes: 100, h2: true } });
       add({ id: 'h2:waygate', group: 'h2', label: 'waygate (as above)', load: h(P.wgTls), proc: pid('wg'), check: { url: `https://127.0.0.1:${P.wgTls}/api/b100`, bytes: 100, h2: true } });
+      if (BASE !== undefined) add({ id: 'h2:base', group: 'h2', label: `waygate at ${BASE}`, load: h(P.baseTls), proc: pid('base'), check: { url: `https://127.0.0.1:${P.baseTls}/api/b100`, bytes: 100, h2: true } });
     }
   }
   const free = (port: number): Load => ({ tool: 'wrk', url: `http://127.0.0.1:${port}/api/b100`, threads: 2 });
@@ -465,13 +477,14 @@ function report(cases: Case[]): string {
   lines.push('', '### waygate RSS across repeated runs', '', '| process | runs under load | RSS after 1st | after median run | after last | growth 1st → last |', '| --- | ---: | ---: | ---: | ---: | ---: |');
   const seen = new Set<string>();
   for (const c of cases) {
-    const key = c.id.startsWith('h1-') || c.id.startsWith('tls') || c.id.startsWith('h2') ? 'wg' : c.id;
-    if (!c.id.includes('waygate') && !['workers', 'config'].includes(c.group)) continue;
+    const pinned = ['h1-', 'tls', 'h2'].some((g) => c.id.startsWith(g));
+    const key = pinned && c.id.endsWith(':waygate') ? 'wg' : pinned && c.id.endsWith(':base') ? 'base' : c.id;
+    if (!c.id.includes('waygate') && key !== 'base' && !['workers', 'config'].includes(c.group)) continue;
     if (seen.has(key)) continue;
     seen.add(key);
-    const series = key === 'wg' ? cases.find((x) => x.id === 'h1-100:waygate')!.rssSeries : c.rssSeries;
+    const series = key === 'wg' || key === 'base' ? cases.find((x) => x.id === `h1-100:${key === 'wg' ? 'waygate' : 'base'}`)!.rssSeries : c.rssSeries;
     if (series.length === 0) continue;
-    const label = key === 'wg' ? 'waygate pinned (HTTP/1.1 100 B, 16 KiB, TLS, HTTP/2 cases)' : c.label;
+    const label = key === 'wg' ? 'waygate pinned (HTTP/1.1 100 B, 16 KiB, TLS, HTTP/2 cases)' : key === 'base' ? `waygate at ${BASE}, pinned (the same cases)` : c.label;
     const first = series[0], last = series.at(-1)!;
     lines.push(`| ${label} | ${series.length} | ${first.toFixed(0)} MB | ${median(series).toFixed(0)} MB | ${last.toFixed(0)} MB | ${last - first >= 0 ? '+' : ''}${(last - first).toFixed(1)} MB |`);
   }
@@ -516,9 +529,24 @@ function barSection(byId: Map<string, Case>): string[] {
 
 // Shares the pinned waygate's RSS series across its four groups (one process, one history).
 function shareSeries(cases: Case[]): void {
-  const wg = cases.filter((c) => c.proc !== undefined && ['h1-100:waygate', 'h1-16k:waygate', 'tls:waygate', 'h2:waygate'].includes(c.id));
-  const shared: number[] = [];
-  for (const c of wg) c.rssSeries = shared;
+  for (const name of ['waygate', 'base']) {
+    const wg = cases.filter((c) => c.proc !== undefined && ['h1-100', 'h1-16k', 'tls', 'h2'].some((g) => c.id === `${g}:${name}`));
+    const shared: number[] = [];
+    for (const c of wg) c.rssSeries = shared;
+  }
+}
+
+/** Builds revision `rev` of waygate into the work dir (its dist/, this checkout's node_modules); returns its root. */
+function buildBase(rev: string): string {
+  const root = join(dir, 'base');
+  mkdirSync(root);
+  const archive = spawnSync('git', ['archive', '--format=tar', rev], { cwd: ROOT, maxBuffer: 1 << 30 });
+  if (archive.status !== 0) throw new Error(`BASE=${rev}: git archive failed: ${archive.stderr.toString().trim()}`);
+  execFileSync('tar', ['-x', '-C', root], { input: archive.stdout });
+  symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+  const tsc = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) throw new Error(`BASE=${rev}: its build failed`);
+  return root;
 }
 
 // ---------------------------------------------------------------- main
@@ -542,12 +570,14 @@ async function main(): Promise<void> {
   procs.fastify = start('fastify', NODE, ['bench/peers/fastify.mjs', String(P.fastify), UP], { cpu: '0' });
   procs.undici = start('undici', NODE, ['bench/mini-undici.mjs', String(P.undici), UP], { cpu: '0' });
   procs.wg = startWaygate('wg', 'shop', P.wg, P.wgAdmin, { https: P.wgTls, cpu: '0' });
+  if (BASE !== undefined) procs.base = startWaygate('base', 'shop', P.base, P.baseAdmin, { https: P.baseTls, cpu: '0', root: buildBase(BASE) });
   procs.wg1 = startWaygate('wg1', 'shop', P.wg1, P.wg1Admin, { workers: 1 });
   procs.wg2 = startWaygate('wg2', 'shop', P.wg2, P.wg2Admin, { workers: 2 });
   procs.wg10 = startWaygate('wg10', 'r10', P.wg10, P.wg10Admin, { cpu: '0' });
   procs.wg1k = startWaygate('wg1k', 'r1k', P.wg1k, P.wg1kAdmin, { cpu: '0' });
   const ports = [...P.up, P.nginx, P.nginxTls, P.hp3, P.fastify, P.undici, P.wg, P.wgTls, P.wg1, P.wg2, P.wg10, P.wg1k];
   if (procs.haproxy) ports.push(P.haproxy);
+  if (procs.base) ports.push(P.base, P.baseTls);
   const up = await Promise.all(ports.map((p) => waitPort(p)));
   ports.forEach((p, i) => up[i] || console.error(`! nothing listening on ${p}`));
   if (!up[0]) throw new Error('the upstream nginx did not start');

@@ -2,6 +2,7 @@
 // stderr, every target's in-flight is back to 0, client and upstream connections and file
 // descriptors are back to their baseline, RSS grew less than a stated bound, the healthy pools
 // answer 100 requests each over HTTP/1.1 and HTTP/2 with 200 quickly, and SIGTERM drains it.
+import { nameClients } from './ports.ts';
 import type { Proto } from './kit/http-client.ts';
 import { h1, h2, h2Session } from './kit/http-client.ts';
 import { wrongAnswer } from './clients/normal.ts';
@@ -90,7 +91,7 @@ export async function checkDrained(gw: WaygateProcess, up: UpstreamHost, base: R
   const took = `${Date.now() - started} ms after the last client`;
   const ok = rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
   // Name what is left (ports: the listeners' and the upstreams' are in the report).
-  const left = ok ? '' : `; sockets waygate holds: ${(await gw.sockets()).join(', ') || 'none'}`;
+  const left = ok ? '' : `; sockets waygate holds: ${nameClients(await gw.sockets(), [gw.address.http, gw.address.https]).join(', ') || 'none'}`;
   return {
     rest,
     checks: [

@@ -9,6 +9,7 @@ import * as checks from './checks.ts';
 import type { Check, Rest } from './checks.ts';
 import { sendAll } from './clients/normal.ts';
 import { wsSession } from './clients/websocket.ts';
+import { asTask, nameClients } from './ports.ts';
 import { Rng } from './prng.ts';
 import { loadBehaviours } from './registry.ts';
 import { makeAgents, Scope } from './scope.ts';
@@ -306,7 +307,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       void (async () => {
         const before = options.isolate === true ? await inFlight(current).catch(() => new Map<string, number>()) : undefined;
         const connsBefore = options.isolate === true ? await current.openConnections().catch(() => 0) : 0;
-        let outcome = await Promise.race([p.task.run(scope.ctx).catch((err: Error): Outcome => ({ ok: false, note: 'threw', detail: err.stack ?? String(err) })), aborted]);
+        let outcome = await Promise.race([asTask(`#${p.index} ${p.task.label}`, () => p.task.run(scope.ctx)).catch((err: Error): Outcome => ({ ok: false, note: 'threw', detail: err.stack ?? String(err) })), aborted]);
         clearTimeout(deadline);
         scope.end();
         scopes.delete(scope);
@@ -321,7 +322,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           }, ISOLATE_DRAIN_MS, 200);
           if (left.length > 0) outcome = { ok: false, note: 'in-flight leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: ${left.join(', ')} (task outcome: ${outcome.note})` };
           else if (conns > connsBefore) {
-            const sockets = await current.sockets().catch(() => []);
+            const sockets = nameClients(await current.sockets().catch(() => []), [current.address.http, current.address.https]);
             outcome = { ok: false, note: 'connection leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: waygate_open_connections ${connsBefore} → ${conns}; sockets ${sockets.join(', ')} (https :${current.address.https}, http :${current.address.http}; task outcome: ${outcome.note})` };
           }
         }
