@@ -56,14 +56,7 @@ export function echo(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
-/** A free port that nothing listens on (bound then released). */
-export async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { closedPort } from './refusing-port.ts';
 
 /** A gateway under test. */
 export interface TestGateway {

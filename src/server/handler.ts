@@ -12,8 +12,11 @@
 // property read. A queued request whose connection closes ends on its response's 'close'
 // (Node's abortOutgoing) without anything being forwarded. HTTP/2 streams never wait.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { constants as h2constants } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.ts';
+import { declaresBody } from '../forward/body.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { BodyLimits } from '../forward/body.ts';
@@ -46,6 +49,43 @@ export interface HandlerOptions extends ResolveOptions {
   readonly redirectToHttps?: { port: number };
 }
 
+/** Most of an unread HTTP/2 upload read and dropped after its response, before the stream is reset. */
+const DISCARD_LIMIT = 1024 * 1024;
+
+/**
+ * HTTP/2: a response sent in full before its request's body ended (an early 502, 408 or 413, an
+ * upstream that answered without reading everything) must still end the stream. Left alone it
+ * stays half-open for good: Node closes such a stream itself only when nothing of the body is
+ * buffered unread, the client's remaining DATA waits for flow-control credit nobody grants, its
+ * stream never closes, nor its session, nor the connection (found by the soak: a CLOSE_WAIT
+ * socket per upload to a refusing pool). So the rest of the body is read and dropped, up to
+ * DISCARD_LIMIT bytes and for at most `idleMs` without one, and the stream then reset with
+ * NO_ERROR (RFC 9113 §8.1: the client may stop sending). Reading first because Node's client
+ * never closes a stream reset while it still has writes queued, and never its session then.
+ */
+function endUnreadUpload(req: IncomingMessage, idleMs: number): void {
+  if (req.complete) return;
+  const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (stream === undefined || stream.destroyed || stream.closed) return;
+  const reset = (): void => {
+    clearTimeout(timer);
+    req.off('data', onData);
+    if (!stream.destroyed && !stream.closed) stream.close(h2constants.NGHTTP2_NO_ERROR);
+  };
+  let dropped = 0;
+  const onData = (chunk: Buffer): void => {
+    dropped += chunk.length;
+    if (dropped > DISCARD_LIMIT) reset();
+    else timer.refresh();
+  };
+  const timer = setTimeout(reset, idleMs);
+  timer.unref();
+  req.on('data', onData);
+  req.once('end', () => clearTimeout(timer));
+  stream.once('close', () => clearTimeout(timer));
+  req.resume();
+}
+
 /** One request from arrival to the access-log line. */
 class Exchange implements ForwardObserver {
   readonly #o: HandlerOptions;
@@ -71,6 +111,7 @@ class Exchange implements ForwardObserver {
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
     this.#requestId = requestIdOf(req);
     res.once('close', () => this.#closed());
+    if (req.httpVersionMajor === 2 && declaresBody(req)) (req as unknown as { stream: ServerHttp2Stream }).stream.once('finish', () => endUnreadUpload(req, o.bodyLimits.idleTimeout));
   }
 
   /** Runs the exchange once the connection is free of the exchanges pipelined before it. */

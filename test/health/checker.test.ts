@@ -13,6 +13,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { firstProbeDelay, HealthChecker, nextProbeDelay } from '../../src/health/checker.ts';
 import type { ProbeConfig } from '../../src/health/checker.ts';
 import type { ProbeResult } from '../../src/health/probe.ts';
+import { closedPort } from '../refusing-port.ts';
 
 interface Tgt {
   readonly origin: string;
@@ -69,14 +70,6 @@ const answer = (status: number) => (_n: number, _req: IncomingMessage, res: Serv
   res.end();
 };
 
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /**
  * Resolves when `cond()` holds, re-checked on every `poke()` and at least every 20 ms (for

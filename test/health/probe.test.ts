@@ -9,6 +9,7 @@ import { generate } from 'selfsigned';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { formatStatusRanges, probe, PROBE_USER_AGENT, statusInRanges } from '../../src/health/probe.ts';
 import type { ProbeRequest, StatusRange } from '../../src/health/probe.ts';
+import { closedPort } from '../refusing-port.ts';
 
 const DEFAULT_RANGES: StatusRange[] = [[200, 399]];
 
@@ -64,14 +65,6 @@ function statusFromPath(req: IncomingMessage, res: ServerResponse): void {
   res.end('body');
 }
 
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Resolves when `cond()` holds, polling; rejects after `ms` naming `what`. */
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {

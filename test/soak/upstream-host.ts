@@ -2,10 +2,10 @@
 // upstreams do not share an event loop with the load generator and the judge. It talks to the
 // soak over IPC: `start` → `ready` with the pools; `stats` → open sockets and fault counts;
 // `close` ends it. It exits when the soak goes away.
-import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { loadFaults } from './registry.ts';
 import type { FaultContext, PoolSpec, SoakTimeouts } from './types.ts';
+import { closedPort } from '../refusing-port.ts';
 
 /** The soak's messages to the host. */
 export type ToHost =
@@ -46,13 +46,6 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function start(msg: Extract<ToHost, { type: 'start' }>): Promise<void> {
   const ctx: FaultContext = {

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { UpstreamClient, UpstreamController, UpstreamHandler } from '../../src/upstream/client.ts';
+export { closedPort } from '../refusing-port.ts';
 
 export interface Outcome {
   status?: number;
@@ -220,12 +221,3 @@ export async function writeSlowly(sock: Socket, bytes: string): Promise<void> {
   }
 }
 
-/** A port nothing listens on (bound, then released). */
-export async function closedPort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
