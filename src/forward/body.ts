@@ -208,7 +208,12 @@ export class RequestBody {
   }
 
   #onGuardError = (err: Error): void => {
-    this.#fail(err instanceof GatewayError ? err : aborted());
+    // The guard's own failures (413, 408) are GatewayErrors. Any other error was put there by
+    // the upstream request reading it (an HTTP/2 stream refused or reset, a connection lost),
+    // which reports its own failure to the forwarder: the client did nothing, so this is not
+    // client_aborted (that was taken for the client leaving, and its response was reset with
+    // no status; found by the soak on h2 pools under load).
+    if (err instanceof GatewayError) this.#fail(err);
   };
 
   #onReqError = (): void => {
