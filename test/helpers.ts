@@ -1,5 +1,6 @@
 // Test harness: real upstream servers on port 0, a real gateway bound to loopback port 0 with
 // its log lines captured, raw-socket and HTTP clients. No mocked network.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
@@ -13,6 +14,7 @@ import type { StaticConfig } from '../src/config/schema.ts';
 import { Gateway } from '../src/gateway.ts';
 import type { GatewayOptions } from '../src/gateway.ts';
 import { createLoggers } from '../src/observe/logger.ts';
+import { makeLeaf } from './tls-helpers.ts';
 
 /** A real HTTP server on 127.0.0.1 with an ephemeral port. */
 export interface Upstream {
@@ -136,6 +138,27 @@ export async function startGateway(
       await rm(routesDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A gateway under test with its HTTPS listener on too. */
+export type HttpsTestGateway = TestGateway & { httpsPort: number };
+
+/**
+ * startGateway with the HTTPS listener on loopback port 0 too, serving a fresh certificate for
+ * localhost and 127.0.0.1 as its default (in the routes directory, so close() removes it);
+ * `httpsPort` is where it listens.
+ */
+export async function startHttpsGateway(files: Record<string, string> | string, tweak?: (c: StaticConfig) => void): Promise<HttpsTestGateway> {
+  const leaf = await makeLeaf(['localhost', '127.0.0.1']);
+  const gw = await startGateway(files, (c) => {
+    c.certsDir = join(c.routesDir, 'tls');
+    mkdirSync(c.certsDir);
+    writeFileSync(join(c.certsDir, 'default.crt'), leaf.cert);
+    writeFileSync(join(c.certsDir, 'default.key'), leaf.key);
+    c.listeners.https.address = { host: '127.0.0.1', port: 0 };
+    tweak?.(c);
+  });
+  return Object.assign(gw, { httpsPort: Number(gw.gateway.addresses.https!.split(':').pop()) });
 }
 
 /** A response read whole. */

@@ -241,7 +241,8 @@ export class RequestBody {
   /**
    * Ends ownership: detaches from the request, destroys the guard and its timer. Idempotent; the
    * exchange calls it on every exit path. The bytes the client may still send are left to the
-   * connection (the server closes it after the response, see Forwarder).
+   * connection: HTTP/1.1 closes it after the response (Forwarder), HTTP/2 drops them and resets
+   * the stream (server/handler.ts, endUnreadUpload).
    */
   dispose(): void {
     if (this.#ended) return;

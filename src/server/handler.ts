@@ -63,10 +63,8 @@ const DISCARD_LIMIT = 1024 * 1024;
  * NO_ERROR (RFC 9113 §8.1: the client may stop sending). Reading first because Node's client
  * never closes a stream reset while it still has writes queued, and never its session then.
  */
-function endUnreadUpload(req: IncomingMessage, idleMs: number): void {
-  if (req.complete) return;
-  const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
-  if (stream === undefined || stream.destroyed || stream.closed) return;
+function endUnreadUpload(req: IncomingMessage, stream: ServerHttp2Stream, idleMs: number): void {
+  if (req.complete || stream.destroyed || stream.closed) return;
   const reset = (): void => {
     clearTimeout(timer);
     req.off('data', onData);
@@ -111,7 +109,10 @@ class Exchange implements ForwardObserver {
     this.#clientIp = clientAddress(this.#peerIp, req.headers['x-forwarded-for'], o.trusted);
     this.#requestId = requestIdOf(req);
     res.once('close', () => this.#closed());
-    if (req.httpVersionMajor === 2 && declaresBody(req)) (req as unknown as { stream: ServerHttp2Stream }).stream.once('finish', () => endUnreadUpload(req, o.bodyLimits.idleTimeout));
+    if (req.httpVersionMajor === 2 && declaresBody(req)) {
+      const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
+      stream.once('finish', () => endUnreadUpload(req, stream, o.bodyLimits.idleTimeout));
+    }
   }
 
   /** Runs the exchange once the connection is free of the exchanges pipelined before it. */

@@ -4,16 +4,12 @@
 // upstream request: the target's in-flight count went up by one per reset, for good, and the
 // upstream connection stayed paused. Now in-flight returns to 0 and each exchange is logged once.
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { connect, constants, createServer as createH2cServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startGateway } from '../helpers.ts';
-import type { TestGateway } from '../helpers.ts';
-import { makeLeaf } from '../tls-helpers.ts';
+import { startHttpsGateway } from '../helpers.ts';
+import type { HttpsTestGateway } from '../helpers.ts';
 
 // A response that starts and never ends on its own: only an abort ends the upstream request.
 const PART = Buffer.alloc(16 * 1024, 0x61);
@@ -28,7 +24,7 @@ const h2c = createH2cServer((req, res) => {
   res.write(PART);
 });
 h2c.on('sessionError', () => {});
-let gw: TestGateway;
+let gw: HttpsTestGateway;
 let httpsPort = 0;
 
 beforeAll(async () => {
@@ -36,23 +32,16 @@ beforeAll(async () => {
     s.listen(0, '127.0.0.1');
     await once(s, 'listening');
   }
-  const certs = await mkdtemp(join(tmpdir(), 'waygate-h2reset-'));
-  const leaf = await makeLeaf(['localhost', '127.0.0.1']);
-  await writeFile(join(certs, 'default.crt'), leaf.cert);
-  await writeFile(join(certs, 'default.key'), leaf.key);
   const port = (s: { address(): unknown }): number => (s.address() as AddressInfo).port;
-  gw = await startGateway(`
+  gw = await startHttpsGateway(`
 pools:
   h1: { targets: ["http://127.0.0.1:${port(h1)}"], timeouts: { idle: 60s } }
   h2c: { targets: ["http://127.0.0.1:${port(h2c)}"], h2: true, timeouts: { idle: 60s } }
 routes:
   - { name: h1, match: { path: /h1 }, pool: h1 }
   - { name: h2c, match: { path: /h2c }, pool: h2c }
-`, (c) => {
-    c.certsDir = certs;
-    c.listeners.https.address = { host: '127.0.0.1', port: 0 };
-  });
-  httpsPort = Number(gw.gateway.addresses.https!.split(':').pop());
+`);
+  httpsPort = gw.httpsPort;
 });
 
 afterAll(async () => {

@@ -6,17 +6,13 @@
 // Now the stream ends with RST_STREAM NO_ERROR once the response is out (RFC 9113 §8.1), and a
 // response sent early by the upstream still arrives whole.
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { connect, constants } from 'node:http2';
 import type { ClientHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closedPort, startGateway } from '../helpers.ts';
-import type { TestGateway } from '../helpers.ts';
-import { makeLeaf } from '../tls-helpers.ts';
+import { closedPort, startHttpsGateway } from '../helpers.ts';
+import type { HttpsTestGateway } from '../helpers.ts';
 
 // Answers at once with 200 KiB, reading nothing of the request.
 const EARLY = Buffer.alloc(200 * 1024, 0x62);
@@ -25,28 +21,21 @@ const early = createServer((_req, res) => {
   res.writeHead(200, { 'content-length': EARLY.length });
   res.end(EARLY);
 });
-let gw: TestGateway;
+let gw: HttpsTestGateway;
 let httpsPort = 0;
 
 beforeAll(async () => {
   early.listen(0, '127.0.0.1');
   await once(early, 'listening');
-  const certs = await mkdtemp(join(tmpdir(), 'waygate-h2early-'));
-  const leaf = await makeLeaf(['localhost', '127.0.0.1']);
-  await writeFile(join(certs, 'default.crt'), leaf.cert);
-  await writeFile(join(certs, 'default.key'), leaf.key);
-  gw = await startGateway(`
+  gw = await startHttpsGateway(`
 pools:
   refuse: { targets: ["http://127.0.0.1:${await closedPort()}"] }
   early: { targets: ["http://127.0.0.1:${(early.address() as AddressInfo).port}"] }
 routes:
   - { name: refuse, match: { path: /refuse }, pool: refuse }
   - { name: early, match: { path: /early }, pool: early }
-`, (c) => {
-    c.certsDir = certs;
-    c.listeners.https.address = { host: '127.0.0.1', port: 0 };
-  });
-  httpsPort = Number(gw.gateway.addresses.https!.split(':').pop());
+`);
+  httpsPort = gw.httpsPort;
 });
 
 afterAll(async () => {
@@ -106,6 +95,45 @@ test.each([
     await within(once(session, 'close'), 'the session');
   }
   // The server side of each connection closes once the client's does.
+  while ((await httpsConnections()) > 0) await new Promise((r) => setTimeout(r, 50));
+  expect(await httpsConnections()).toBe(0);
+});
+
+test('an HTTP/2 upload that goes on long after its early answer is read for 1 MiB, then its stream is reset', async () => {
+  const session = connect(`https://127.0.0.1:${httpsPort}`, { rejectUnauthorized: false });
+  session.on('error', () => {});
+  const total = 8 * 1024 * 1024;
+  const st = session.request({ ':method': 'POST', ':path': '/refuse', 'content-length': String(total) }, { endStream: false });
+  st.on('error', () => {});
+  let status = 0;
+  st.on('response', (h) => (status = Number(h[':status'])));
+  st.resume();
+  const piece = Buffer.alloc(16384, 0x61);
+  let written = 0;
+  // Node's client emits nothing when a stream it is still writing to is reset: it only marks it closed.
+  const drainedOrClosed = (): Promise<void> =>
+    new Promise((resolve) => {
+      const poll = setInterval(() => st.closed && done(), 20);
+      const done = (): void => {
+        clearInterval(poll);
+        st.off('drain', done);
+        resolve();
+      };
+      st.once('drain', done);
+    });
+  await within((async () => {
+    while (!st.closed && written < total) {
+      written += piece.length;
+      if (!st.write(piece)) await drainedOrClosed();
+    }
+  })(), 'the reset');
+  expect(status).toBe(502);
+  expect(st.closed).toBe(true);
+  expect(st.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
+  // What waygate read and dropped (at least 1 MiB), and far from all of it.
+  expect(written).toBeGreaterThan(1024 * 1024);
+  expect(written).toBeLessThan(total);
+  session.destroy();
   while ((await httpsConnections()) > 0) await new Promise((r) => setTimeout(r, 50));
   expect(await httpsConnections()).toBe(0);
 });

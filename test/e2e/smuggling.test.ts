@@ -74,20 +74,16 @@
 // | TE: gzip, chunked (any coding but one chunked; issue 12 #4)   | 502         |
 // | bad chunk size after a 200 head                               | connection closed, no status line, no body |
 // Both upstream clients refuse these (HPE_* → upstream_bad_response; test/upstream/conformance).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as h2connect } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { createServer as createNetServer, connect } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { upstreamRequestHeaders } from '../../src/forward/headers.ts';
 import { MAX_HEADER_FIELDS, MAX_TARGET_LENGTH } from '../../src/server/validate.ts';
-import { startGateway, startUpstream } from '../helpers.ts';
-import type { TestGateway, Upstream } from '../helpers.ts';
-import { makeLeaf } from '../tls-helpers.ts';
+import { startGateway, startHttpsGateway, startUpstream } from '../helpers.ts';
+import type { HttpsTestGateway, TestGateway, Upstream } from '../helpers.ts';
 
 let up: Upstream;
 /** Bytes the upstream received on all its connections (so "nothing forwarded" means zero bytes). */
@@ -436,24 +432,15 @@ describe('upstream responses with ambiguous framing become 502', () => {
 });
 
 describe('HTTPS listener (HTTP/1.1 fallback and HTTP/2)', () => {
-  let tgw: TestGateway;
-  let certs: string;
+  let tgw: HttpsTestGateway;
   let tlsPort: number;
 
   beforeAll(async () => {
-    certs = await mkdtemp(join(tmpdir(), 'waygate-smuggling-certs-'));
-    const leaf = await makeLeaf(['localhost', '127.0.0.1']);
-    await writeFile(join(certs, 'default.crt'), leaf.cert);
-    await writeFile(join(certs, 'default.key'), leaf.key);
-    tgw = await startGateway(`pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n`, (c) => {
-      c.certsDir = certs;
-      c.listeners.https.address = { host: '127.0.0.1', port: 0 };
-    });
-    tlsPort = Number(tgw.gateway.addresses.https!.split(':').pop());
+    tgw = await startHttpsGateway(`pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n`);
+    tlsPort = tgw.httpsPort;
   });
   afterAll(async () => {
     await tgw.close();
-    await rm(certs, { recursive: true, force: true });
   });
 
   /** One HTTP/2 request; resolves with its :status (0 when the stream was reset). */
