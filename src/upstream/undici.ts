@@ -24,10 +24,19 @@ export function loadUndici(): typeof UndiciModule {
 
 function ignore(): void {}
 
+/** The HTTP/2 stream each streamed request body was piped into (see Bridge#refusal). */
+const streamOfBody = new WeakMap<object, H2Stream>();
+
+/** RST_STREAM codes of a refused stream, named as node:http2 names them in its stream errors. */
+const REFUSAL_CODES: Readonly<Record<number, string>> = { 7: 'NGHTTP2_REFUSED_STREAM', 11: 'NGHTTP2_ENHANCE_YOUR_CALM' };
+
 /** The part of a node:http2 client stream the hook below touches. */
 interface H2Stream {
   readonly destroyed: boolean;
+  /** The RST_STREAM code the stream closed with (set before its 'close'). */
+  readonly rstCode: number | undefined;
   on(event: 'error', fn: () => void): void;
+  once(event: 'pipe', fn: (src: object) => void): void;
   resume(): void;
   close(code?: number, callback?: () => void): unknown;
   destroy(err?: Error): unknown;
@@ -50,6 +59,8 @@ interface H2Stream {
 function sinkStreamErrors(message: unknown): void {
   const stream = (message as { stream: H2Stream }).stream;
   stream.on('error', ignore);
+  // undici pipes a streamed request body into its stream (Readable#pipe announces the source).
+  stream.once('pipe', (src) => streamOfBody.set(src, stream));
   let closing = false;
   const close = stream.close;
   const destroy = stream.destroy;
@@ -72,11 +83,18 @@ function sinkStreamErrors(message: unknown): void {
 /** HTTP/2 streams a pool resets before new requests move to a fresh one (far below Node's burst budget of 1000). */
 const H2_RESETS_PER_POOL = 64;
 
-/** How node:http2 names the stream errors of a refused stream (see Bridge#refused). */
+/** How node:http2 names the stream errors of a refused stream (see Bridge#onResponseError). */
 const REFUSED = /NGHTTP2_(REFUSED_STREAM|ENHANCE_YOUR_CALM)/;
 
-/** Concurrent streams undici opens on one upstream HTTP/2 session before it opens another. */
-const H2_STREAMS_PER_SESSION = 16;
+/**
+ * Concurrent streams undici opens on one upstream HTTP/2 session before it opens another. A
+ * stream whose client reads slowly leaves its response waiting in the upstream's session, and a
+ * Node server refuses every new stream on a session holding more than its maxSessionMemory
+ * (10 MB by default). At 16, uploads between stalled 1 MiB responses were refused (found by the
+ * soak; a streamed body, once read, cannot be sent again); at 8, none were
+ * (test/upstream/undici-h2.test.ts). More sessions cost a TCP connection each.
+ */
+const H2_STREAMS_PER_SESSION = 8;
 
 /** How an undici pool reaches its target. */
 export interface UndiciClientOptions {
@@ -148,7 +166,7 @@ export class UndiciClient implements UpstreamClient {
    * ejected. Every H2_RESETS_PER_POOL resets, new requests go to a new pool (new sessions, a new
    * budget) while the old one finishes what it carries and closes. A Node server also refuses new
    * streams past its session's memory (10 MB of responses it holds for streams a slow or gone
-   * client left unread): that refusal rotates the pool at once (see Bridge#refused).
+   * client left unread): that refusal rotates the pool at once (see Bridge#onResponseError).
    */
   #reset = (): void => {
     if (this.#h2 && ++this.#resets >= H2_RESETS_PER_POOL) this.#rotate();
@@ -168,14 +186,14 @@ export class UndiciClient implements UpstreamClient {
     const bridge = new Bridge(handler, {
       ended: this.#ended,
       reset: this.#reset,
-      // A refused stream goes once more to a fresh pool when the caller allows a replay.
-      replay: spec.replayable && (spec.body === null || Buffer.isBuffer(spec.body))
-        ? () => {
-          // Refusals of several requests on one pool rotate it once.
-          if (bridge.generation === this.#generation) this.#rotate();
-          this.#dispatch(spec, bridge);
-        }
-        : undefined,
+      body: spec.body,
+      // A refusal sends new requests to a fresh pool; refusals of several requests on one pool rotate it once.
+      refused: () => {
+        if (bridge.generation === this.#generation) this.#rotate();
+      },
+      // A refused stream goes once more to the fresh pool when the caller allows a replay and the
+      // body is whole (a streamed one was read by the refused attempt).
+      replay: spec.replayable && (spec.body === null || Buffer.isBuffer(spec.body)) ? () => this.#dispatch(spec, bridge) : undefined,
     });
     handler.onStart(bridge);
     if (bridge.aborted) return;
@@ -274,6 +292,8 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
   readonly #handler: UpstreamHandler;
   readonly #ended: () => void;
   readonly #resetStream: () => void;
+  readonly #onRefused: () => void;
+  readonly #body: UpstreamRequest['body'];
   /** Sends the request again on a fresh pool; undefined when it may not be sent twice. */
   #replay: (() => void) | undefined;
   #controller: Dispatcher.DispatchController | undefined;
@@ -290,13 +310,16 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
 
   /**
    * `ended` is called once, when the request ends for the handler; `reset` when an abort resets a
-   * started request; `replay` (when given) sends it again after its stream was refused.
+   * started request; `refused` when the server refused its stream; `replay` (when given) sends it
+   * again after that. `body` is the request's body as dispatched.
    */
-  constructor(handler: UpstreamHandler, hooks: { ended: () => void; reset: () => void; replay: (() => void) | undefined }) {
+  constructor(handler: UpstreamHandler, hooks: { ended: () => void; reset: () => void; refused: () => void; replay: (() => void) | undefined; body: UpstreamRequest['body'] }) {
     this.#handler = handler;
     this.#ended = hooks.ended;
     this.#resetStream = hooks.reset;
+    this.#onRefused = hooks.refused;
     this.#replay = hooks.replay;
+    this.#body = hooks.body;
   }
 
   /**
@@ -390,25 +413,41 @@ class Bridge implements UpstreamController, Dispatcher.DispatchHandler {
     this.#handler.onEnd(flatTrailers(trailers));
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#refused(err)) return;
-    this.fail(err);
-  }
-
   /**
    * A stream the server refused before it read it (RFC 9113 §8.7: REFUSED_STREAM; a Node server
    * answers ENHANCE_YOUR_CALM when its session is out of memory or streams) was never processed:
-   * sent once more on a fresh pool, when allowed (the handler hears of it through onReplay).
-   * Returns true when it was.
+   * new requests go to a fresh pool, and this one is sent once more on it when allowed (the
+   * handler hears of it through onReplay). Otherwise the handler gets the refusal, which the
+   * forwarder may send to another target (errors.ts).
    */
-  #refused(err: Error): boolean {
-    const replay = this.#replay;
-    if (replay === undefined || this.#done || this.aborted || this.#started) return false;
-    if (!REFUSED.test(err.message)) return false;
-    this.#replay = undefined;
-    this.#controller = undefined;
-    this.#handler.onReplay();
-    replay();
-    return true;
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const refusal = this.#done || this.aborted || this.#started ? undefined : this.#refusal(err);
+    if (refusal !== undefined) {
+      this.#onRefused();
+      const replay = this.#replay;
+      if (replay !== undefined) {
+        this.#replay = undefined;
+        this.#controller = undefined;
+        this.#handler.onReplay();
+        replay();
+        return;
+      }
+    }
+    this.fail(refusal ?? err);
+  }
+
+  /**
+   * The refusal behind `err`, worded as node:http2 words it, or undefined if the stream was not
+   * refused. With a streamed body undici reports its body pipeline's Premature close, not the
+   * stream's error (the pipeline hears of the close first): the stream's RST_STREAM code tells.
+   */
+  #refusal(err: Error): Error | undefined {
+    if (REFUSED.test(err.message)) return err;
+    const body = this.#body;
+    if (body === null || Buffer.isBuffer(body)) return undefined;
+    const code = streamOfBody.get(body)?.rstCode;
+    const name = code === undefined ? undefined : REFUSAL_CODES[code];
+    if (name === undefined) return undefined;
+    return Object.assign(new Error(`Stream closed with error code ${name}`, { cause: err }), { code: 'ERR_HTTP2_STREAM_ERROR' });
   }
 }

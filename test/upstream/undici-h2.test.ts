@@ -6,12 +6,15 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
 import { fromUpstreamError } from '../../src/errors.ts';
+import type { UpstreamController } from '../../src/upstream/client.ts';
 import { UndiciClient } from '../../src/upstream/undici.ts';
 import { call } from './client-harness.ts';
+import type { Outcome } from './client-harness.ts';
 
 const SCENARIO = fileURLToPath(new URL('./fixtures/h2-abort-churn.ts', import.meta.url));
 
@@ -105,5 +108,103 @@ test('a stream the server refuses (ENHANCE_YOUR_CALM, its session out of memory)
   } finally {
     await client.close().catch(() => {});
     upstream.close();
+  }
+}, 30_000);
+
+/** Responses paused after their head (a slow client's), aborted when the test ends (a client leaving). */
+const stalled: UpstreamController[] = [];
+function stall(c: UpstreamController): void {
+  c.pause();
+  stalled.push(c);
+}
+
+/** A 300 kB request body that arrives in 16 KiB pieces, read on demand (a streamed upload). */
+function streamedBody(size = 300_000): Readable {
+  let left = size;
+  return new Readable({
+    read() {
+      if (left <= 0) return void this.push(null);
+      const n = Math.min(16_384, left);
+      left -= n;
+      this.push(Buffer.alloc(n, 0x62));
+    },
+  });
+}
+
+/** A Node h2c upstream: /hold answers `hold` bytes nobody reads below, / counts the body it gets. */
+async function holdingUpstream(options: import('node:http2').ServerOptions, hold: number): Promise<{ origin: string; held: () => number; close: () => void }> {
+  const { createServer: createH2cServer } = await import('node:http2');
+  const held: import('node:http2').Http2ServerResponse[] = [];
+  const upstream = createH2cServer(options, (req, res) => {
+    res.on('error', () => {});
+    if (req.url === '/hold') {
+      req.resume();
+      res.write(Buffer.alloc(hold, 0x61));
+      held.push(res);
+      return;
+    }
+    let n = 0;
+    req.on('data', (c: Buffer) => (n += c.length));
+    req.on('end', () => res.end(`got ${n}`));
+  });
+  upstream.on('sessionError', () => {});
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  return {
+    origin: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    held: () => held.length,
+    close: () => {
+      for (const r of held) r.destroy();
+      upstream.close();
+    },
+  };
+}
+
+// Found by the soak: streamed uploads to a healthy Node h2c target got 502s when slow clients of
+// large responses shared their session: the server refused the uploads' new streams (its session
+// held more than its default 10 MB for the stalled responses) and a body already read cannot be
+// sent twice. At 16 streams per session most of the uploads below are refused; at 8, none.
+test('uploads between stalled 1 MiB responses on a default Node h2c server are not refused (8 streams per session)', async () => {
+  const up = await holdingUpstream({}, 1 << 20);
+  const client = new UndiciClient({ origin: up.origin, connectTimeout: 2000, keepAliveTimeout: 4000, h2: true, servername: undefined });
+  try {
+    const uploads: Promise<Outcome>[] = [];
+    for (let i = 0; i < 24; i++) {
+      void call(client, { path: '/hold', onHeaders: (c) => stall(c) });
+      uploads.push(call(client, { method: 'POST', path: '/', body: streamedBody() }));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const outcomes = await Promise.all(uploads);
+    expect(outcomes.map((o) => o.error?.message ?? `${o.status} ${o.body}`)).toEqual(Array(24).fill('200 got 300000'));
+    expect(up.held()).toBe(24);
+  } finally {
+    for (const c of stalled.splice(0)) c.abort(new Error('test over'));
+    up.close();
+    await client.close().catch(() => {});
+  }
+}, 30_000);
+
+// undici reports a refused stream carrying a streamed body as its body pipeline's "Premature
+// close": the refusal was taken for an upstream error of unknown kind and the pool kept sending
+// new streams to the session that refuses them. It is now named for what it is (never
+// processed) and the next requests go to a fresh session.
+test('a streamed upload whose stream is refused fails as refused, and the next one goes to a fresh session', async () => {
+  const up = await holdingUpstream({ maxSessionMemory: 1 }, 1536 * 1024);
+  const client = new UndiciClient({ origin: up.origin, connectTimeout: 2000, keepAliveTimeout: 4000, h2: true, servername: undefined });
+  try {
+    // The 1.5 MiB stays in the server's session, over its 1 MB: it refuses new streams there.
+    void call(client, { path: '/hold', onHeaders: (c) => stall(c) });
+    while (up.held() < 1) await new Promise((r) => setTimeout(r, 10));
+    const refused = await call(client, { method: 'POST', path: '/', body: streamedBody(), replayable: true });
+    expect(refused.status).toBeUndefined();
+    expect(refused.replays).toBe(0);
+    expect(refused.error?.message).toBe('Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM');
+    expect(fromUpstreamError(refused.error)).toMatchObject({ code: 'upstream_reset', beforeSend: true });
+    const next = await call(client, { method: 'POST', path: '/', body: streamedBody() });
+    expect(next).toMatchObject({ status: 200, body: 'got 300000', violations: [] });
+  } finally {
+    for (const c of stalled.splice(0)) c.abort(new Error('test over'));
+    up.close();
+    await client.close().catch(() => {});
   }
 }, 30_000);
