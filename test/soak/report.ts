@@ -79,6 +79,7 @@ export function reportLines(r: SoakReport): string[] {
   const pools = new Set([...Object.keys(r.tasksByPool), ...Object.keys(r.statusesByPool)]);
   for (const p of [...pools].sort()) out.push(`  ${p}: ${r.tasksByPool[p] ?? 0} tasks; statuses ${sorted(r.statusesByPool[p] ?? {}) || 'none'}`);
   out.push(`upstream faults served: ${sorted(r.faultHits) || 'none'}`);
+  out.push(`upstream attempts failed on a refused HTTP/2 stream, by pool: ${sorted(r.refusals) || 'none'}`);
   if (r.peakRss !== undefined) out.push(`waygate peak RSS during the chaos: ${(r.peakRss / 1048576).toFixed(1)} MB`);
   out.push(`waygate log lines by level: ${sorted(r.logLevels) || 'none'}`);
   // A pool that must answer 200: its 5xx access lines and its upstream warnings say why.

@@ -109,6 +109,8 @@ export interface SoakReport {
   statusesByPool: Record<string, Record<string, number>>;
   /** Faults actually served, from the upstream host. */
   faultHits: Record<string, number>;
+  /** Upstream attempts that failed on a refused HTTP/2 stream, by pool (waygate's warn lines). */
+  refusals: Record<string, number>;
   /** The first failed tasks. */
   failures: TaskRecord[];
   crashes: Crash[];
@@ -226,6 +228,7 @@ function selectPools(options: SoakOptions, all: PoolSpec[]): PoolSpec[] {
 function absorb(report: SoakReport, p: WaygateProcess): void {
   for (const [pool, statuses] of Object.entries(p.poolStatuses)) for (const [k, n] of Object.entries(statuses)) (report.statusesByPool[pool] ??= {})[k] = (report.statusesByPool[pool][k] ?? 0) + n;
   for (const [k, n] of Object.entries(p.levels)) report.logLevels[k] = (report.logLevels[k] ?? 0) + n;
+  for (const [k, n] of Object.entries(p.refusals)) report.refusals[k] = (report.refusals[k] ?? 0) + n;
   for (const [k, lines] of Object.entries(p.samples)) report.samples[k] ??= lines;
   report.errorLines.push(...p.errorLines.slice(0, Math.max(0, 20 - report.errorLines.length)));
 }
@@ -238,7 +241,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const behaviours = await selectBehaviours(options);
   const report: SoakReport = {
     ok: false, seed: options.seed, seconds: options.seconds, ranMs: 0, tasks: 0, failedTasks: 0, lostTasks: 0, byBehaviour: {}, tasksByPool: {}, statusesByPool: {},
-    faultHits: {}, failures: [], crashes: [], checks: [], logLevels: {}, samples: {}, okPools: [], errorLines: [], options,
+    faultHits: {}, refusals: {}, failures: [], crashes: [], checks: [], logLevels: {}, samples: {}, okPools: [], errorLines: [], options,
   };
   const world = await prepare(SOAK_TIMEOUTS);
   let gw: WaygateProcess | undefined;

@@ -51,6 +51,8 @@ export class WaygateProcess {
   readonly levels: Record<string, number> = {};
   /** The first access lines of each pool and 5xx status, and warn lines of each pool and code ("pool status|code" → lines). */
   readonly samples: Record<string, string[]> = {};
+  /** Upstream requests that failed because the target refused their HTTP/2 stream, by pool. */
+  readonly refusals: Record<string, number> = {};
   /** The first log lines at level error or above. */
   readonly errorLines: string[] = [];
   /** The last stdout lines. */
@@ -245,6 +247,7 @@ export class WaygateProcess {
     const level = LEVEL_NAMES[obj.level ?? 30] ?? String(obj.level);
     this.levels[level] = (this.levels[level] ?? 0) + 1;
     if ((obj.level ?? 0) === 40 && typeof obj.pool === 'string') {
+      if (String((obj as { err?: string }).err).startsWith('upstream refused the stream')) this.refusals[obj.pool] = (this.refusals[obj.pool] ?? 0) + 1;
       // An upstream failure names its pool and code: the first of each kind, for diagnosis.
       const list = (this.samples[`${obj.pool} ${String((obj as { code?: string }).code ?? obj.msg)}`] ??= []);
       if (list.length < SAMPLES_KEPT) list.push(line);

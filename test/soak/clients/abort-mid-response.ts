@@ -11,7 +11,7 @@ const abortMidResponse: ClientBehaviour = {
   name: 'abort-mid-response',
   weight: 5,
   plan(rng, pools) {
-    const candidates = httpPools(pools).filter((p) => p.expect === 'ok' || p.name === 'pause' || p.name === 'slow');
+    const candidates = httpPools(pools).filter((p) => p.expect === 'ok' || p.name === 'pause' || p.name === 'slow' || p.name === 'h2-calm');
     if (candidates.length === 0) return undefined;
     const pool = rng.pick(candidates);
     const tls = rng.chance(0.4);

@@ -56,11 +56,11 @@ const slowReader: ClientBehaviour = {
   name: 'slow-reader',
   weight: 5,
   plan(rng, pools) {
-    const candidates = httpPools(pools).filter((p) => p.expect === 'ok' || p.name === 'pause');
+    const candidates = httpPools(pools).filter((p) => p.expect === 'ok' || p.name === 'pause' || p.name === 'h2-calm');
     if (candidates.length === 0) return undefined;
     const pool = rng.pick(candidates);
     const proto = rng.pick(['h1', 'h1s', 'h2'] as const);
-    const path = pathOf(pool, pool.expect === 'ok' ? rng.pick(LARGE) : rng.pick(pool.variants));
+    const path = pathOf(pool, pool.expect === 'ok' || pool.name === 'h2-calm' ? rng.pick(LARGE) : rng.pick(pool.variants));
     const tick = rng.int(20, 150);
     const giveUp = rng.int(300, 3000);
     return {

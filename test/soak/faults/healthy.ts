@@ -34,7 +34,12 @@ const healthy: UpstreamFault = {
       s.keepAliveTimeout = KEEP_ALIVE_MS;
       return ctx.listen(s);
     }));
-    const h2c = await Promise.all([0, 1].map(() => ctx.listen(createH2cServer((req, res) => content(req, res, hit('h2c'))))));
+    // Node's default maxSessionMemory (10 MB) is the upstream's own overload limit: past it the
+    // server refuses new streams, and the soak's slow readers of 1 MB responses can reach it on
+    // one session. waygate spreads streams over sessions (8 each) so that it rarely happens, but a
+    // streamed upload refused there gets a 502 (its body cannot be sent twice): a healthy pool
+    // does not refuse, so these have room. Refusing targets are faults/h2-calm.ts.
+    const h2c = await Promise.all([0, 1].map(() => ctx.listen(createH2cServer({ maxSessionMemory: 64 }, (req, res) => content(req, res, hit('h2c'))))));
     return [
       { name: 'healthy', targets: h1.map((p) => `http://127.0.0.1:${p}`), variants: HEALTHY_VARIANTS, expect: 'ok', kind: 'http' },
       { name: 'tls', targets: tls.map((p) => `https://127.0.0.1:${p}`), options: { tls: { ca: ctx.caFile } }, variants: HEALTHY_VARIANTS, expect: 'ok', kind: 'http' },
