@@ -18,12 +18,17 @@ const here = fileURLToPath(import.meta.url);
 // Performance). V8 reads the size only at start, so the process replaces itself (same pid,
 // same stdio) with the flag in NODE_OPTIONS, where cluster workers inherit it too. A size given
 // on the command line or in NODE_OPTIONS is kept.
+// glibc's malloc also reads MALLOC_ARENA_MAX only at start: by default each thread that
+// allocates (libuv's pool: TLS, DNS, zlib) may get its own arena, and the free space of each is
+// kept. Two arenas held the chaos soak's peak RSS at 215 MB instead of 275 MB (same seed,
+// README). A value already in the environment is kept.
 const SEMI = '--max-semi-space-size';
 const given = process.execArgv.some((a) => a.startsWith(SEMI)) || (process.env.NODE_OPTIONS ?? '').includes(SEMI);
-if (!given && typeof process.execve === 'function') {
-  const NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} ${SEMI}=4`.trim();
+if ((!given || process.env.MALLOC_ARENA_MAX === undefined) && typeof process.execve === 'function') {
+  const env = { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  if (!given) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} ${SEMI}=4`.trim();
   try {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, here, ...process.argv.slice(2)], { ...process.env, NODE_OPTIONS });
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, here, ...process.argv.slice(2)], env);
   } catch {
     // Not replaceable here (a sandbox refusing execve): run on with V8's default sizes.
   }

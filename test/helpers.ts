@@ -231,7 +231,7 @@ export async function runCli(args: string[], env: Record<string, string> = {}, c
 }
 
 /** Starts the CLI and waits for its "listening" line (rejects if it exits first). */
-export async function startCli(args: string[], env: Record<string, string> = {}, cwd = ROOT, entry = 'src/main.ts'): Promise<CliProcess> {
+export async function startCli(args: string[], env: Record<string, string | undefined> = {}, cwd = ROOT, entry = 'src/main.ts'): Promise<CliProcess> {
   const { spawn } = await import('node:child_process');
   const { createInterface } = await import('node:readline');
   const proc = spawn(process.execPath, [join(ROOT, entry), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

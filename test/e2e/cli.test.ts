@@ -35,15 +35,17 @@ describe('waygate --check', () => {
 });
 
 describe('bin/waygate.js', () => {
-  const nodeOptions = (pid: number): string | undefined =>
-    readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
+  const envOf = (pid: number, name: string): string | undefined =>
+    readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+  const nodeOptions = (pid: number): string | undefined => envOf(pid, 'NODE_OPTIONS');
 
-  test('replaces itself (same pid) with 4 MB young-generation semi-spaces, and serves', async () => {
+  test('replaces itself (same pid) with 4 MB young-generation semi-spaces and two malloc arenas, and serves', async () => {
     const up = await startUpstream();
     const dir = await routesDir({ 'r.yaml': `pools: { p: { targets: ["${up.url}"] } }\nroutes: [ { name: r, pool: p } ]\n` });
-    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '' }, undefined, 'bin/waygate.js');
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '', MALLOC_ARENA_MAX: undefined }, undefined, 'bin/waygate.js');
     try {
       expect(nodeOptions(cli.proc.pid!)).toBe('--max-semi-space-size=4');
+      expect(envOf(cli.proc.pid!, 'MALLOC_ARENA_MAX')).toBe('2');
       expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(200);
     } finally {
       expect(await cli.stop('SIGTERM')).toBe(0);
@@ -51,11 +53,24 @@ describe('bin/waygate.js', () => {
     }
   });
 
-  test('keeps a semi-space size the user gave in NODE_OPTIONS', async () => {
+  test('keeps a semi-space size the user gave in NODE_OPTIONS (and still sets the arenas)', async () => {
     const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 204 } } ]\n' });
-    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '--max-semi-space-size=16' }, undefined, 'bin/waygate.js');
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '--max-semi-space-size=16', MALLOC_ARENA_MAX: undefined }, undefined, 'bin/waygate.js');
     try {
       expect(nodeOptions(cli.proc.pid!)).toBe('--max-semi-space-size=16');
+      expect(envOf(cli.proc.pid!, 'MALLOC_ARENA_MAX')).toBe('2');
+      expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(204);
+    } finally {
+      expect(await cli.stop('SIGTERM')).toBe(0);
+    }
+  });
+
+  test('keeps an arena count the user gave in MALLOC_ARENA_MAX', async () => {
+    const dir = await routesDir({ 'r.yaml': 'routes: [ { name: r, respond: { status: 204 } } ]\n' });
+    const cli = await startCli(['--routes', dir, '--http', '127.0.0.1:0', '--https', 'off', '--admin', 'off'], { NODE_OPTIONS: '', MALLOC_ARENA_MAX: '8' }, undefined, 'bin/waygate.js');
+    try {
+      expect(envOf(cli.proc.pid!, 'MALLOC_ARENA_MAX')).toBe('8');
+      expect(nodeOptions(cli.proc.pid!)).toBe('--max-semi-space-size=4');
       expect((await send(`http://${cli.addresses.http}/x`)).status).toBe(204);
     } finally {
       expect(await cli.stop('SIGTERM')).toBe(0);
