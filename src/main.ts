@@ -5,7 +5,10 @@ import { parseArgs } from 'node:util';
 import { ClusterPrimary, isClusterWorker, runWorker, sharedStdout, workerCount } from './cluster.ts';
 import { isAddressError, parseAddress } from './config/address.ts';
 import type { ListenAddress } from './config/address.ts';
+import { PROXY_USAGE, proxySetup } from './cli/proxy.ts';
+import { jsonSchemaText } from './config/json-schema.ts';
 import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/load.ts';
+import type { RoutesConfig } from './config/load.ts';
 import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway.ts';
 import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
@@ -16,6 +19,8 @@ import type { LogLevel } from './observe/logger.ts';
 const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
                [--http ADDR] [--https ADDR] [--admin ADDR] [--workers N|auto]
                [--log-level LEVEL] [--check]
+       waygate proxy --from ADDR --to URL [--to URL ...]   (no files; --help for more)
+       waygate schema routes|config                        (JSON Schema for editors)
 
   ADDR is HOST:PORT, :PORT or PORT (0 picks a free port), or "off".
   Every flag has an environment twin: WAYGATE_CONFIG, WAYGATE_ROUTES, WAYGATE_CERTS,
@@ -76,6 +81,8 @@ function applyOverrides(cfg: StaticConfig, get: (f: FlagName) => string | undefi
 async function main(argv: string[]): Promise<number> {
   // A worker takes its config from the primary, which validated it; it parses no flags.
   if (isClusterWorker()) return workerMain();
+  if (argv[0] === 'proxy') return proxyMain(argv.slice(1));
+  if (argv[0] === 'schema') return schemaMain(argv.slice(1));
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true }).values;
@@ -108,6 +115,10 @@ async function main(argv: string[]): Promise<number> {
   if (flagErrors.length > 0) return report(flagErrors, values.check === true);
 
   const routes = await loadRoutesDir(cfg.routesDir, process.env);
+  if (!routes.ok && !existsSync(cfg.routesDir) && values.check !== true) {
+    process.stderr.write(noRoutesHelp(cfg.routesDir, get('routes') !== undefined, configFile));
+    return 1;
+  }
   if (!routes.ok) return report(routes.errors.map(formatConfigError), values.check === true);
   // The routes files' tests are part of the config: a failing one is an error like any other.
   const failedTests = runRouteTests(routes.value, cfg.security.ambiguousPaths);
@@ -118,6 +129,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  return serve(cfg, routes.value, loaded.warnings.concat(routes.warnings), true);
+}
+
+/** Starts the gateway (or the cluster primary) on a validated config and serves until a signal. */
+async function serve(cfg: StaticConfig, routes: RoutesConfig, warnings: string[], watchRoutes: boolean): Promise<number> {
   const workers = workerCount(cfg.workers);
   const destination = workers > 1 ? sharedStdout() : undefined;
   // Registered before the loggers, so it runs before pino's exit hook writes stdout's buffer.
@@ -125,12 +141,12 @@ async function main(argv: string[]): Promise<number> {
   process.on('exit', () => beforeExit());
   const { log, access, lifecycle, ...loggers } = createLoggers({ level: cfg.log.level, access: cfg.log.access, destination });
   beforeExit = loggers.beforeExit;
-  for (const w of [...loaded.warnings, ...routes.warnings]) log.warn(w);
+  for (const w of warnings) log.warn(w);
   // One worker is today's single process exactly: no cluster, no primary in between.
-  if (workers > 1) return primaryMain({ config: cfg, routes: routes.value, workers, log, lifecycle, env: process.env });
+  if (workers > 1) return primaryMain({ config: cfg, routes, workers, log, lifecycle, env: process.env });
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start({ config: cfg, routes: routes.value, log, access, env: process.env });
+    gateway = await Gateway.start({ config: cfg, routes, log, access, env: process.env, watchRoutes });
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'failed to start');
     log.flush();
@@ -138,7 +154,55 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   lifecycle.info(gateway.addresses, 'listening');
-  return serveUntilSignal(gateway, lifecycle);
+  // With no routes directory (waygate proxy), a reload is one of the certificates.
+  return serveUntilSignal(watchRoutes ? gateway : { close: () => gateway.close(), reload: () => gateway.reloadCerts() }, lifecycle);
+}
+
+/** `waygate proxy --from ADDR --to URL ...`: no files (src/cli/proxy.ts). */
+async function proxyMain(argv: string[]): Promise<number> {
+  const setup = proxySetup(argv, process.env);
+  if (!setup.ok && setup.help) {
+    process.stdout.write(PROXY_USAGE + '\n');
+    return 0;
+  }
+  if (!setup.ok) {
+    for (const e of setup.errors) process.stderr.write(`waygate proxy: ${e}\n`);
+    process.stderr.write(`\n${PROXY_USAGE}\n`);
+    return 2;
+  }
+  return serve(setup.config, setup.routes, [], false);
+}
+
+/** `waygate schema routes|config`: the JSON Schema editors use for those files. */
+function schemaMain(argv: string[]): number {
+  const kind = argv[0];
+  if (argv.length !== 1 || (kind !== 'routes' && kind !== 'config')) {
+    process.stderr.write('usage: waygate schema routes|config\n  prints the JSON Schema of a routes file (routes) or of waygate.yaml (config)\n');
+    return 2;
+  }
+  process.stdout.write(jsonSchemaText(kind));
+  return 0;
+}
+
+/** What `waygate` says when the routes directory it looked for is not there. */
+function noRoutesHelp(dir: string, named: boolean, configFile: string | undefined): string {
+  const from = named ? 'from --routes / WAYGATE_ROUTES' : configFile !== undefined ? `from ${configFile}` : 'the default';
+  return `waygate: routes directory "${dir}" not found (${from}; looked in ${process.cwd()}).
+
+waygate reads its routes from the *.yaml files of a directory. To start:
+
+  proxy one port to a service, no files:
+    waygate proxy --from :8080 --to http://127.0.0.1:3000
+
+  or write routes/app.yaml:
+    pools:
+      app: { targets: ["http://127.0.0.1:3000"] }
+    routes:
+      - { name: app, pool: app }
+  and run: waygate --routes routes     (waygate --check checks it without starting)
+
+  waygate --help lists the flags; waygate proxy --help the one-liner's.
+`;
 }
 
 /**

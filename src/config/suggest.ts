@@ -2,13 +2,19 @@
 // (did you mean "catalog"?)`. Optimal string alignment distance (Damerau-Levenshtein
 // restricted to adjacent transpositions) because transposed letters are the commonest typo.
 
-/** Returns the closest candidate to `word`, or `undefined` when none is reasonably close. */
+/**
+ * Returns the closest candidate to `word`, or `undefined` when none is reasonably close. A word
+ * of three letters or more that only one candidate starts with (an abbreviation: `least-conn`
+ * for `least-connections`) is that candidate when nothing is closer by edits.
+ */
 export function suggest(word: string, candidates: Iterable<string>): string | undefined {
   const limit = Math.max(2, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
+  const extending: string[] = [];
   for (const candidate of candidates) {
     if (candidate === word) continue;
+    if (word.length >= 3 && candidate.toLowerCase().startsWith(word.toLowerCase())) extending.push(candidate);
     // Case-only differences count as distance 0.5 so "Targets" still finds "targets" first.
     const d = candidate.toLowerCase() === word.toLowerCase() ? 0.5 : editDistance(word, candidate);
     if (d <= limit && d < bestDistance) {
@@ -16,7 +22,7 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
       bestDistance = d;
     }
   }
-  return best;
+  return best ?? (extending.length === 1 ? extending[0] : undefined);
 }
 
 /** Returns the optimal string alignment distance between `a` and `b`. */

@@ -26,6 +26,15 @@ describe('suggest', () => {
     expect(suggest('x', [])).toBeUndefined();
   });
 
+  it('completes an abbreviation only one candidate starts with', () => {
+    expect(suggest('least-conn', ['round-robin', 'least-connections', 'ip-hash', 'random-two'])).toBe('least-connections');
+    expect(suggest('rand', ['round-robin', 'random-two'])).toBe('random-two');
+    // Two candidates start with it: no guess.
+    expect(suggest('least', ['least-connections', 'least-time'])).toBeUndefined();
+    // Too short to be an abbreviation.
+    expect(suggest('ro', ['round-robin-long-name'])).toBeUndefined();
+  });
+
   it('never suggests the word itself', () => {
     expect(suggest('catalog', ['catalog'])).toBeUndefined();
   });
