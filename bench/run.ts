@@ -34,7 +34,7 @@ const HEADERS: Record<string, string> = { Host: HOST, 'x-client': 'web' };
 const P = {
   up: [19101, 19102, 19103], // upstream nginx: three ports, one worker
   nginx: 19110, nginxTls: 19111,
-  haproxy: 19120, hp3: 19130, fastify: 19140, undici: 19150,
+  haproxy: 19120, hp3: 19130, fastify: 19140, undici: 19150, caddy: 19160,
   wg: 19160, wgTls: 19161, wgAdmin: 19162,
   wg1: 19170, wg1Admin: 19171, wg2: 19175, wg2Admin: 19176,
   wg10: 19180, wg10Admin: 19181, wg1k: 19185, wg1kAdmin: 19186,
@@ -68,11 +68,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-function start(name: string, cmd: string, args: string[], opts: { cpu?: string; stdout?: 'null' } = {}): ChildProcess {
+function start(name: string, cmd: string, args: string[], opts: { cpu?: string; stdout?: 'null'; env?: Record<string, string> } = {}): ChildProcess {
   const log = openSync(join(dir, `${name}.log`), 'a');
   const out = opts.stdout === 'null' ? 'ignore' : log;
   const [c, a] = opts.cpu === undefined ? [cmd, args] : ['taskset', ['-c', opts.cpu, cmd, ...args]];
-  const child = spawn(c, a, { detached: true, stdio: ['ignore', out, log] });
+  const child = spawn(c, a, { detached: true, stdio: ['ignore', out, log], env: { ...process.env, ...opts.env } });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (!cleaned) console.error(`! ${name} exited (${code ?? signal}); see its log:\n${tail(join(dir, `${name}.log`))}`);
@@ -116,7 +116,7 @@ function have(bin: string): boolean {
 }
 
 function ensureTools(): string[] {
-  const pkgs: Record<string, string> = { wrk: 'wrk', nginx: 'nginx', haproxy: 'haproxy', h2load: 'nghttp2-client', openssl: 'openssl', curl: 'curl', taskset: 'util-linux' };
+  const pkgs: Record<string, string> = { wrk: 'wrk', nginx: 'nginx', haproxy: 'haproxy', caddy: 'caddy', h2load: 'nghttp2-client', openssl: 'openssl', curl: 'curl', taskset: 'util-linux' };
   const missing = Object.keys(pkgs).filter((b) => !have(b));
   if (missing.length > 0) {
     console.log(`installing with apt-get: ${missing.map((b) => pkgs[b]).join(' ')}`);
@@ -223,6 +223,18 @@ backend shop
   balance roundrobin
   option httpchk GET /health
 ${P.up.map((p, i) => `  server s${i} 127.0.0.1:${p} check inter 5s`).join('\n')}
+`);
+  // Caddy: what many users would pick instead; one core (GOMAXPROCS=1, pinned like the others),
+  // round-robin over the same three ports, no access log (Caddy's default), admin API off.
+  writeFileSync(join(dir, 'Caddyfile'), `{
+  admin off
+  auto_https off
+}
+http://127.0.0.1:${P.caddy} {
+  reverse_proxy ${P.up.map((p) => `127.0.0.1:${p}`).join(' ')} {
+    lb_policy round_robin
+  }
+}
 `);
   // waygate: the static config (TLS 1.3 like nginx; access log and metrics are the defaults).
   writeFileSync(join(dir, 'waygate.yaml'), 'listeners:\n  https: { minTlsVersion: TLSv1.3 }\nlog: { level: info, access: true }\n');
@@ -371,6 +383,7 @@ function buildCases(missing: string[], procs: Record<string, ChildProcess>): Cas
     peer('direct', 'direct to the upstream (the limit, no proxy)', P.up[0]);
     peer('nginx', 'NGINX 1.22 proxy_pass, keep-alive pool of 3, access_log off', P.nginx, 'nginx');
     if (!missing.includes('haproxy')) peer('haproxy', 'HAProxy 2.6, nbthread 1, pool of 3, health checks, http-reuse always', P.haproxy, 'haproxy');
+    if (!missing.includes('caddy')) peer('caddy', 'Caddy 2.6 reverse_proxy, GOMAXPROCS=1, pool of 3, no access log', P.caddy, 'caddy');
     peer('hp3', 'http-proxy-3 (keep-alive agent, 1 target)', P.hp3, 'hp3');
     peer('fastify', 'fastify + @fastify/reply-from (undici, 1 target)', P.fastify, 'fastify');
     peer('undici', 'minimal undici forwarder (1 target)', P.undici, 'undici');
@@ -566,6 +579,7 @@ async function main(): Promise<void> {
   procs.upstream = start('upstream', 'nginx', ['-e', `${dir}/upstream-error.log`, '-c', join(dir, 'upstream.conf'), '-g', 'daemon off;'], { cpu: '1' });
   procs.nginx = start('nginx', 'nginx', ['-e', `${dir}/nginx-error.log`, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: '0' });
   if (!missing.includes('haproxy')) procs.haproxy = start('haproxy', 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { cpu: '0' });
+  if (!missing.includes('caddy')) procs.caddy = start('caddy', 'caddy', ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], { cpu: '0', env: { GOMAXPROCS: '1', HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir } });
   procs.hp3 = start('hp3', NODE, ['bench/peers/http-proxy-3.mjs', String(P.hp3), UP], { cpu: '0' });
   procs.fastify = start('fastify', NODE, ['bench/peers/fastify.mjs', String(P.fastify), UP], { cpu: '0' });
   procs.undici = start('undici', NODE, ['bench/mini-undici.mjs', String(P.undici), UP], { cpu: '0' });
