@@ -24,7 +24,7 @@ import { Gateway } from './gateway.ts';
 import type { BoundAddresses } from './gateway.ts';
 import { createLoggers } from './observe/logger.ts';
 import type { Logger } from './observe/logger.ts';
-import { ensureSelfSigned } from './server/certs.ts';
+import { ensureSelfSigned } from './server/tls/index.ts';
 import { closeGracefully, listen } from './server/listener.ts';
 
 /** First respawn delay after a worker died; doubles per quick death in a row. */

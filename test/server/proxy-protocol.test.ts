@@ -15,8 +15,8 @@ import type { TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseProxyHeader, PROXY_V2_MAX_LENGTH, proxiedAddress, proxyProtocolFront } from '../../src/server/proxy-protocol.ts';
 import type { ProxyInfo } from '../../src/server/proxy-protocol.ts';
-import { makeCa, makeLeaf } from './cert-fixtures.ts';
-import type { Pair } from './cert-fixtures.ts';
+import { makeCa, makeLeaf } from './tls/fixtures.ts';
+import type { Pair } from './tls/fixtures.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Header builders

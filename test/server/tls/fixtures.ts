@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { connect, createServer } from 'node:tls';
 import type { ConnectionOptions, Server, TLSSocket } from 'node:tls';
 import { generate } from 'selfsigned';
-import type { CertStore, TlsPolicy } from '../../src/server/certs.ts';
-import { secureOptions } from '../../src/server/certs.ts';
+import type { CertStore, TlsPolicy } from '../../../src/server/tls/index.ts';
+import { secureOptions } from '../../../src/server/tls/index.ts';
 
 /** A certificate (PEM, possibly with its CA after it) and its private key (PEM). */
 export interface Pair {

@@ -5,8 +5,8 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { watchCertsDir } from '../../src/server/certs.ts';
-import { removeDirs, tempDir } from './cert-fixtures.ts';
+import { watchCertsDir } from '../../../src/server/tls/index.ts';
+import { removeDirs, tempDir } from './fixtures.ts';
 
 const dirs: string[] = [];
 const watchers: { close(): void }[] = [];

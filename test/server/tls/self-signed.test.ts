@@ -4,10 +4,10 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertStore, ensureSelfSigned, loadCertsDir } from '../../src/server/certs.ts';
-import type { TlsPolicy } from '../../src/server/certs.ts';
-import { fixtures, handshake, removeDirs, startTlsServer, tempDir, writeFiles } from './cert-fixtures.ts';
-import type { Fixtures, TlsServer } from './cert-fixtures.ts';
+import { CertStore, ensureSelfSigned, loadCertsDir } from '../../../src/server/tls/index.ts';
+import type { TlsPolicy } from '../../../src/server/tls/index.ts';
+import { fixtures, handshake, removeDirs, startTlsServer, tempDir, writeFiles } from './fixtures.ts';
+import type { Fixtures, TlsServer } from './fixtures.ts';
 
 const policy: TlsPolicy = { minVersion: 'TLSv1.2' };
 let f: Fixtures;

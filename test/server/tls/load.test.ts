@@ -4,10 +4,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertsDir } from '../../src/server/certs.ts';
-import type { CertLoadResult, TlsPolicy } from '../../src/server/certs.ts';
-import { fixtures, makeLeaf, removeDirs, tempDir, writeFiles } from './cert-fixtures.ts';
-import type { Fixtures } from './cert-fixtures.ts';
+import { loadCertsDir } from '../../../src/server/tls/index.ts';
+import type { CertLoadResult, TlsPolicy } from '../../../src/server/tls/index.ts';
+import { fixtures, makeLeaf, removeDirs, tempDir, writeFiles } from './fixtures.ts';
+import type { Fixtures } from './fixtures.ts';
 
 const policy: TlsPolicy = { minVersion: 'TLSv1.2' };
 let f: Fixtures;
@@ -54,7 +54,7 @@ describe('loadCertsDir: layouts', () => {
     expect(r.errors).toEqual([]);
     expect(byFile(dir, r)).toEqual({ 'both.pem': ['a.example.com'] });
     expect(r.certs[0]!.keyFile).toBe(join(dir, 'both.pem'));
-    // Both certificates go to the context (checked on the wire in cert-sni.test.ts).
+    // Both certificates go to the context (checked on the wire in sni.test.ts).
     expect(r.certs[0]!.pem.cert.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
   });
 

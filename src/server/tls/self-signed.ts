@@ -3,8 +3,8 @@
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { findCertFiles } from './cert-files.ts';
-import { isPrivateKeyBlock, pemBlocks } from './cert-pem.ts';
+import { findCertFiles } from './files.ts';
+import { isPrivateKeyBlock, pemBlocks } from './pem.ts';
 
 /** Days the generated certificate is valid: a year, then the user deletes the pair to get a new one. */
 export const SELF_SIGNED_DAYS = 365;

@@ -3,10 +3,10 @@
 // the refusal is the policy's doing and not the client's inability.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from 'selfsigned';
-import { CertStore, TLS_CIPHERS, TLS_CURVES, loadCertsDir, secureOptions } from '../../src/server/certs.ts';
-import type { TlsPolicy } from '../../src/server/certs.ts';
-import { handshake, removeDirs, startTlsServer, tempDir, writeFiles } from './cert-fixtures.ts';
-import type { TlsServer } from './cert-fixtures.ts';
+import { CertStore, TLS_CIPHERS, TLS_CURVES, loadCertsDir, secureOptions } from '../../../src/server/tls/index.ts';
+import type { TlsPolicy } from '../../../src/server/tls/index.ts';
+import { handshake, removeDirs, startTlsServer, tempDir, writeFiles } from './fixtures.ts';
+import type { TlsServer } from './fixtures.ts';
 
 const TLS12: TlsPolicy = { minVersion: 'TLSv1.2' };
 const TLS13: TlsPolicy = { minVersion: 'TLSv1.3' };
@@ -44,7 +44,7 @@ beforeAll(async () => {
   strict = await start(TLS12);
   strict13 = await start(TLS13);
   // The per-certificate contexts still carry secureOptions(TLS12): what decides is the server's own
-  // settings, which the SNI switch does not replace (see cert-policy.ts).
+  // settings, which the SNI switch does not replace (see src/server/tls/policy.ts).
   permissive = await start(TLS12, { minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0', ecdhCurve: 'auto' });
 });
 afterAll(async () => {

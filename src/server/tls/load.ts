@@ -6,12 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { findCertFiles } from './cert-files.ts';
-import type { CertCandidate } from './cert-files.ts';
-import { commonName, isCertificateBlock, isPrivateKeyBlock, pemBlocks, sanNames } from './cert-pem.ts';
-import type { PemBlock } from './cert-pem.ts';
-import { secureOptions } from './cert-policy.ts';
-import type { TlsPolicy } from './cert-policy.ts';
+import { findCertFiles } from './files.ts';
+import type { CertCandidate } from './files.ts';
+import { commonName, isCertificateBlock, isPrivateKeyBlock, pemBlocks, sanNames } from './pem.ts';
+import type { PemBlock } from './pem.ts';
+import { secureOptions } from './policy.ts';
+import type { TlsPolicy } from './policy.ts';
 
 /** A certificate that loaded, ready to serve. */
 export interface LoadedCert {

@@ -2,10 +2,10 @@
 // the default, wildcards cover one label, and install() swaps what new handshakes get while an
 // established connection stays up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertStore, loadCertsDir } from '../../src/server/certs.ts';
-import type { CertLoadResult, TlsPolicy } from '../../src/server/certs.ts';
-import { echo, fixtures, handshake, makeLeaf, removeDirs, startTlsServer, tempDir, writeFiles } from './cert-fixtures.ts';
-import type { Fixtures, TlsServer } from './cert-fixtures.ts';
+import { CertStore, loadCertsDir } from '../../../src/server/tls/index.ts';
+import type { CertLoadResult, TlsPolicy } from '../../../src/server/tls/index.ts';
+import { echo, fixtures, handshake, makeLeaf, removeDirs, startTlsServer, tempDir, writeFiles } from './fixtures.ts';
+import type { Fixtures, TlsServer } from './fixtures.ts';
 
 const policy: TlsPolicy = { minVersion: 'TLSv1.2' };
 let f: Fixtures;

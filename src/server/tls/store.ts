@@ -2,10 +2,10 @@
 // another in a single assignment: a handshake reads the snapshot once, so it is never served from
 // a half-installed set, and connections already established keep the context they negotiated.
 import type { SecureContext, SecureContextOptions } from 'node:tls';
-import type { CertLoadResult, LoadedCert } from './cert-load.ts';
-import { normaliseName } from './cert-pem.ts';
-import { secureOptions } from './cert-policy.ts';
-import type { TlsPolicy } from './cert-policy.ts';
+import type { CertLoadResult, LoadedCert } from './load.ts';
+import { normaliseName } from './pem.ts';
+import { secureOptions } from './policy.ts';
+import type { TlsPolicy } from './policy.ts';
 
 interface Snapshot {
   certs: readonly LoadedCert[];
