@@ -14,9 +14,8 @@ import { pino } from 'pino';
 import type { DestinationStream } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Aggregator } from 'prom-client';
-import { createAdminServer } from './admin/admin.ts';
-import type { AdminOptions, AdminSource, ExplainQuery } from './admin/admin.ts';
-import type { ListenAddress } from './config/address.ts';
+import { adminAuth, createAdminServer } from './admin/admin.ts';
+import type { AdminSource, ExplainQuery } from './admin/admin.ts';
 import { formatConfigError, loadRoutesDir } from './config/load.ts';
 import type { RoutesConfig } from './config/load.ts';
 import type { StaticConfig } from './config/schema.ts';
@@ -128,19 +127,6 @@ interface Pending {
   worker: number;
 }
 
-/**
- * The primary's admin authentication, the same rule as Gateway's single-process admin listener:
- * the token guards the API whenever it is set, and beyond loopback it must be set.
- */
-function adminOptions(address: ListenAddress, env: NodeJS.ProcessEnv): AdminOptions {
-  const token = env.WAYGATE_ADMIN_TOKEN || undefined;
-  const loopback = address.host === 'localhost' || address.host === '::1' || address.host.startsWith('127.');
-  if (token === undefined && !loopback) {
-    throw new Error(`the admin listener ${address.host}:${address.port} is reachable beyond loopback: set WAYGATE_ADMIN_TOKEN (a bearer token), or bind it to 127.0.0.1`);
-  }
-  return { token };
-}
-
 /** The cluster primary: forks, supervises and speaks for the workers; it is the admin API's source. */
 export class ClusterPrimary implements AdminSource {
   readonly #o: ClusterOptions;
@@ -187,7 +173,7 @@ export class ClusterPrimary implements AdminSource {
       if (generated.length > 0) o.log.warn({ files: generated }, `no certificate in ${o.config.certsDir}: generated a self-signed certificate for localhost; put real certificates there`);
     }
     const admin = o.config.admin.address;
-    const adminOpts = admin === null ? {} : adminOptions(admin, o.env);
+    const adminOpts = admin === null ? {} : adminAuth(admin, o.env);
     const started = new Promise<void>((resolve, reject) => (p.#startup = { resolve, reject }));
     for (let i = 0; i < o.workers; i++) {
       const slot: Slot = { index: i, worker: undefined, state: 'starting', startedAt: 0, streak: 0, respawn: undefined };

@@ -4,7 +4,7 @@
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
-import { createAdminServer } from './admin/admin.ts';
+import { adminAuth, createAdminServer } from './admin/admin.ts';
 import type { AdminSource, ExplainQuery } from './admin/admin.ts';
 import { explainRequest } from './admin/explain.ts';
 import type { ListenAddress } from './config/address.ts';
@@ -59,11 +59,6 @@ export interface BoundAddresses {
 
 /** The outcome of a reload. */
 export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };
-
-/** True for a loopback listen host (127.0.0.0/8, ::1, localhost). */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
 
 /** A running waygate: listeners, the routing table in force, and the target registry. */
 export class Gateway {
@@ -415,13 +410,9 @@ export class Gateway {
     }
     const admin = c.admin.address;
     if (admin !== null) {
-      const token = this.#env.WAYGATE_ADMIN_TOKEN || undefined;
-      if (token === undefined && !isLoopback(admin.host)) {
-        throw new Error(`the admin listener ${admin.host}:${admin.port} is reachable beyond loopback: set WAYGATE_ADMIN_TOKEN (a bearer token), or bind it to 127.0.0.1`);
-      }
-      const server = createAdminServer(this.adminSource(), { token });
+      const server = createAdminServer(this.adminSource(), adminAuth(admin, this.#env));
       this.#admin = server;
-      this.#addresses.admin = await listen(server, admin as ListenAddress);
+      this.#addresses.admin = await listen(server, admin);
     }
   }
 

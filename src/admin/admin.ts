@@ -5,6 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { ListenAddress } from '../config/address.ts';
 
 /** The request of GET /explain: a URL plus the method, headers and cookies to pretend. */
 export interface ExplainQuery {
@@ -32,6 +33,24 @@ export interface AdminSource {
 export interface AdminOptions {
   /** Required bearer token for everything but /healthz and /readyz; undefined: no auth. */
   token?: string;
+}
+
+/** True for a loopback listen host (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * The admin API's authentication, for a single process and a cluster primary alike: the token
+ * (WAYGATE_ADMIN_TOKEN) guards the API whenever it is set, and beyond loopback it must be set.
+ * Throws when the listener is reachable beyond loopback without one.
+ */
+export function adminAuth(address: ListenAddress, env: NodeJS.ProcessEnv): AdminOptions {
+  const token = env.WAYGATE_ADMIN_TOKEN || undefined;
+  if (token === undefined && !isLoopback(address.host)) {
+    throw new Error(`the admin listener ${address.host}:${address.port} is reachable beyond loopback: set WAYGATE_ADMIN_TOKEN (a bearer token), or bind it to 127.0.0.1`);
+  }
+  return { token };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
