@@ -11,7 +11,7 @@ import type { Target } from '../upstream/target.ts';
 import { RequestBody, declaresBody } from './body.ts';
 import type { BodyLimits } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
-import type { ForwardInfo, HeaderOps } from './headers.ts';
+import type { RoutedRequest } from './routed.ts';
 
 /** What the forwarder reports back to the server for logging, metrics and passive health. */
 export interface ForwardObserver {
@@ -22,25 +22,13 @@ export interface ForwardObserver {
 }
 
 /** One request's journey to a pool. */
-export interface ForwardRequest {
+export interface ForwardRequest extends RoutedRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly pool: UpstreamPool;
-  /** Path and query to send upstream. */
-  readonly path: string;
-  readonly info: ForwardInfo;
-  readonly requestOps: HeaderOps | undefined;
-  readonly responseOps: HeaderOps | undefined;
-  /** The address balancing uses (ip-hash). */
-  readonly clientIp: string;
-  /** The pool's sticky cookie value sent by the client, if any. */
-  readonly stickyToken: string | undefined;
   /** Retry buffer, maximum size and idle timeout of the request body. */
   readonly bodyLimits: BodyLimits;
   /** A client that reads nothing of the response for this long (ms) is disconnected. */
   readonly writeIdleTimeout: number;
-  /** Flat [name, value, …] the listener adds unless the upstream set them (HSTS). */
-  readonly listenerHeaders: readonly string[] | undefined;
   readonly observer: ForwardObserver;
 }
 

@@ -20,7 +20,8 @@ import { GatewayError, fromUpstreamError } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target, UpstreamTls } from '../upstream/target.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
-import type { ForwardInfo, HeaderOps } from './headers.ts';
+import type { HeaderOps } from './headers.ts';
+import type { RoutedRequest } from './routed.ts';
 
 /**
  * Once either side of a tunnel has closed, the other is ended at once and destroyed after this
@@ -75,19 +76,7 @@ export interface TunnelClient {
 }
 
 /** Where a handshake goes, and what its answer gets on the way back. */
-export interface TunnelForward {
-  readonly pool: UpstreamPool;
-  /** Path and query to send upstream. */
-  readonly path: string;
-  readonly info: ForwardInfo;
-  readonly requestOps: HeaderOps | undefined;
-  readonly responseOps: HeaderOps | undefined;
-  /** The address balancing uses (ip-hash). */
-  readonly clientIp: string;
-  /** The pool's sticky cookie value sent by the client, if any. */
-  readonly stickyToken: string | undefined;
-  /** Flat [name, value, …] the listener adds unless the upstream set them (HSTS). */
-  readonly listenerHeaders: readonly string[] | undefined;
+export interface TunnelForward extends RoutedRequest {
   /** No byte either way for this long (ms) closes the tunnel; 0 never. Default: the pool's `timeouts.idle`. */
   readonly idleTimeout?: number;
 }

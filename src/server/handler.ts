@@ -23,6 +23,7 @@ import type { BodyLimits } from '../forward/body.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
+import { accessRecord } from './access.ts';
 import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
 import type { ResolveOptions } from './resolve.ts';
 import { sendError } from './respond.ts';
@@ -237,23 +238,8 @@ class Exchange implements ForwardObserver {
     this.#o.onDone?.(this.#route ?? '', this.#pool?.name ?? '', req.method ?? '', status, seconds);
     const access = this.#o.access;
     if (access === undefined) return;
-    access.info({
-      reqId: this.#requestId,
-      method: req.method,
-      host: req.headers.host ?? req.headers[':authority'] ?? '',
-      path: req.url,
-      status,
-      bytesIn: fw?.bytesIn ?? 0,
-      bytesOut: (fw?.bytesOut ?? 0) + this.#bytesOut,
-      durationMs: Math.round(seconds * 1e6) / 1000,
-      route: this.#route ?? null,
-      pool: this.#pool?.name ?? null,
-      target: fw?.target?.url ?? null,
-      attempts: fw?.attempts ?? 0,
-      clientIp: this.#clientIp,
-      userAgent: req.headers['user-agent'] ?? null,
-      proto: `HTTP/${req.httpVersion}`,
-    }, 'request');
+    const end = { status, bytesIn: fw?.bytesIn ?? 0, bytesOut: (fw?.bytesOut ?? 0) + this.#bytesOut, target: fw?.target, attempts: fw?.attempts ?? 0 };
+    access.info(accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds), 'request');
   }
 }
 

@@ -13,6 +13,7 @@ import { Tunnel } from '../forward/tunnel.ts';
 import type { TunnelEnd, TunnelObserver } from '../forward/tunnel.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
+import { accessRecord } from './access.ts';
 import type { HandlerOptions } from './handler.ts';
 import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
 import { sendError } from './respond.ts';
@@ -167,23 +168,7 @@ class Upgrade implements TunnelObserver {
     const req = this.#req;
     const seconds = (performance.now() - this.#start) / 1000;
     this.#o.onDone?.(this.#route ?? '', this.#pool?.name ?? '', req.method ?? '', end.status, seconds);
-    this.#o.access?.info({
-      reqId: this.#requestId,
-      method: req.method,
-      host: req.headers.host ?? '',
-      path: req.url,
-      status: end.status,
-      bytesIn: end.bytesIn,
-      bytesOut: end.bytesOut,
-      durationMs: Math.round(seconds * 1e6) / 1000,
-      route: this.#route ?? null,
-      pool: this.#pool?.name ?? null,
-      target: end.target?.url ?? null,
-      attempts: end.attempts,
-      clientIp: this.#clientIp,
-      userAgent: req.headers['user-agent'] ?? null,
-      proto: `HTTP/${req.httpVersion}`,
-    }, 'request');
+    this.#o.access?.info(accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds), 'request');
   }
 }
 
