@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import type { DestinationStream } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
-import type { Aggregator } from 'prom-client';
+import type { Aggregator, MetricType } from 'prom-client';
 import { adminAuth, createAdminServer } from './admin/admin.ts';
 import type { AdminSource, ExplainQuery } from './admin/admin.ts';
 import { formatConfigError, loadRoutesDir } from './config/load.ts';
@@ -47,10 +47,13 @@ const AGGREGATORS: Record<string, Aggregator> = {
   waygate_config_reloads_total: 'max',
 };
 
-/** A metric as prom-client's getMetricsAsJSON gives it (only the fields read here). */
+/**
+ * A metric as prom-client's getMetricsAsJSON gives it (only the fields read here). Its `type` is
+ * a string such as 'counter' at run time; prom-client's typings call it the MetricType enum.
+ */
 interface MetricJson {
   name: string;
-  type: string;
+  type: string | MetricType;
   aggregator?: Aggregator;
 }
 
@@ -338,8 +341,9 @@ export class ClusterPrimary implements AdminSource {
     this.#retired = this.#retired.then(async (prev) => {
       if (prev === undefined) return kept;
       try {
-        const merged = AggregatorRegistry.aggregate([prev, kept] as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]);
-        return (await merged.getMetricsAsJSON()) as unknown as MetricJson[];
+        const merged = AggregatorRegistry.aggregate([prev, kept]);
+        const json: MetricJson[] = await merged.getMetricsAsJSON();
+        return json;
       } catch (err) {
         // Keep what was kept before: losing it would make the sums drop.
         this.#o.log.warn({ worker: workerId, err: (err as Error).message }, 'could not keep the metrics of an exited worker');
@@ -366,7 +370,7 @@ export class ClusterPrimary implements AdminSource {
       const sets: MetricJson[][] = answers.filter((a) => a !== undefined);
       const retired = await this.#retired;
       if (retired !== undefined) sets.push(retired);
-      return AggregatorRegistry.aggregate(sets as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+      return AggregatorRegistry.aggregate(sets).metrics();
     },
     contentType: Registry.PROMETHEUS_CONTENT_TYPE as string,
   };
@@ -514,24 +518,15 @@ export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
   const answer = async (op: Op, arg: unknown): Promise<unknown> => {
     const g = gateway;
     if (g === undefined) throw new Error('the gateway is not running');
-    // status() and explain() are the single-process admin work, possibly not in this Gateway yet.
-    const ops = g as unknown as { status?: () => unknown; explain?: (q: ExplainQuery) => unknown };
     switch (op) {
       case 'metrics':
         return g.metrics.registry.getMetricsAsJSON();
       case 'reload':
         return g.reload();
       case 'status':
-        if (typeof ops.status === 'function') return ops.status();
-        return {
-          version: g.runtime.version,
-          routes: g.runtime.router.size,
-          lastReload: g.lastReload ?? null,
-          pools: [...g.pools].map(([name, p]) => ({ name, targets: p.targets.map((t) => ({ url: t.url, healthy: t.available, inFlight: t.inFlight })) })),
-        };
+        return g.status();
       case 'explain':
-        if (typeof ops.explain !== 'function') throw new Error('explain is not available in this version');
-        return ops.explain(arg as ExplainQuery);
+        return g.explain(arg as ExplainQuery);
     }
   };
 

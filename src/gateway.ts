@@ -379,7 +379,7 @@ export class Gateway {
       };
       const handler = createHandler(httpsOptions);
       const server = createHttpsServer(handler, this.#limits(), {
-        secure: secureOptions(this.#tlsPolicy()) as unknown as Record<string, unknown>,
+        secure: secureOptions(this.#tlsPolicy()),
         defaultCert: store.defaultCert!.pem,
         sniCallback: store.sniCallback,
       });

@@ -127,11 +127,6 @@ export function createHttpsServer(handler: RequestListener, limits: ListenerLimi
   return server;
 }
 
-/** Swaps the certificate served to clients that send no SNI. */
-export function setDefaultCert(server: Http2SecureServer, secure: Record<string, unknown>, cert: { cert: string; key: string }): void {
-  server.setSecureContext({ ...secure, cert: cert.cert, key: cert.key });
-}
-
 /** Formats a bound address as "host:port" ("[::1]:8080" for IPv6). */
 export function formatAddress(a: AddressInfo): string {
   return a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
