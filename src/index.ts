@@ -1,7 +1,7 @@
 // The library entry point: start a gateway from code instead of the CLI.
-export { Gateway } from './gateway.ts';
+export { Gateway } from './gateway/gateway.ts';
 export { buildRuntime, trustPredicate } from './runtime.ts';
-export type { BoundAddresses, GatewayOptions, ReloadResult } from './gateway.ts';
+export type { BoundAddresses, GatewayOptions, ReloadResult } from './gateway/gateway.ts';
 export { loadRoutesDir, loadStaticConfig, parseRoutesText, formatConfigError } from './config/load.ts';
 export type { ConfigError, LoadResult, RoutesConfig } from './config/load.ts';
 export { defaultStaticConfig } from './config/schema.ts';

@@ -10,7 +10,7 @@ import { jsonSchemaText } from './config/json-schema.ts';
 import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/load.ts';
 import type { RoutesConfig } from './config/load.ts';
 import type { StaticConfig } from './config/schema.ts';
-import { Gateway } from './gateway.ts';
+import { Gateway } from './gateway/gateway.ts';
 import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
 import type { Logger } from './observe/logger.ts';
 import { runRouteTests } from './route/tests.ts';

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { loadRoutesDir } from '../src/config/load.ts';
 import { defaultStaticConfig } from '../src/config/schema.ts';
 import type { StaticConfig } from '../src/config/schema.ts';
-import { Gateway } from '../src/gateway.ts';
-import type { GatewayOptions } from '../src/gateway.ts';
+import { Gateway } from '../src/gateway/gateway.ts';
+import type { GatewayOptions } from '../src/gateway/gateway.ts';
 import { createLoggers } from '../src/observe/logger.ts';
 import { makeLeaf } from './tls-helpers.ts';
 

@@ -1,0 +1,61 @@
+// The JSON of GET /status for one gateway process (SPEC §6): listeners, config version and last
+// reload, routes, pools with their targets' health and counters, certificates.
+import type { CheckStatus } from '../health/checker.ts';
+import type { Runtime } from '../route/table.ts';
+import type { CertStore } from '../server/tls/index.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
+import type { Target } from '../upstream/target.ts';
+import type { BoundAddresses } from './listeners.ts';
+
+/** The last reload's time, result and errors. */
+export interface LastReload {
+  at: string;
+  ok: boolean;
+  errors: string[];
+}
+
+/** What GET /status reports on, as the gateway holds it. */
+export interface StatusView {
+  readonly ready: boolean;
+  readonly listeners: BoundAddresses;
+  readonly runtime: Runtime;
+  readonly routesDir: string;
+  readonly lastReload: LastReload | undefined;
+  readonly pools: Iterable<UpstreamPool>;
+  /** The active health checks' view of a target, undefined when it has none. */
+  checkOf(target: Target): CheckStatus | undefined;
+  readonly certs: CertStore;
+}
+
+/** Returns the JSON of GET /status. */
+export function gatewayStatus(v: StatusView): Record<string, unknown> {
+  return {
+    ready: v.ready,
+    pid: process.pid,
+    listeners: v.listeners,
+    config: { version: v.runtime.version, routesDir: v.routesDir, lastReload: v.lastReload ?? null },
+    routes: v.runtime.router.size,
+    pools: [...v.pools].map((p) => ({
+      name: p.name,
+      balance: p.balance,
+      sticky: p.sticky === undefined ? null : p.sticky.options.cookie,
+      available: p.targets.filter((t) => t.available).length,
+      targets: p.targets.map((t) => {
+        const check = v.checkOf(t);
+        return {
+          url: t.url,
+          weight: t.weight,
+          healthy: t.available,
+          activeHealthy: t.activeHealthy,
+          ejected: t.ejected,
+          inFlight: t.inFlight,
+          requests: t.requests,
+          failures: t.failures,
+          lastCheck: check?.lastCheck == null ? null : new Date(check.lastCheck).toISOString(),
+          lastCheckResult: check?.lastResult ?? null,
+        };
+      }),
+    })),
+    certificates: v.certs.certs.map((c) => ({ file: c.file, names: c.names, notAfter: c.notAfter, default: c === v.certs.defaultCert })),
+  };
+}
