@@ -2,7 +2,7 @@
 // module that touches process.* (exit codes, argv, env, signals, stdio).
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ClusterPrimary, isClusterWorker, runWorker, sharedStdout, workerCount } from './cluster.ts';
+import { ClusterPrimary, isClusterWorker, runWorker, sharedStdout, workerCount } from './cluster/index.ts';
 import { isAddressError, parseAddress } from './config/address.ts';
 import type { ListenAddress } from './config/address.ts';
 import { PROXY_USAGE, proxySetup } from './cli/proxy.ts';

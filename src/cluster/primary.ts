@@ -1,30 +1,24 @@
-// Multi-process mode (SPEC §1 `--workers N|auto`). A primary forks N workers with node:cluster;
-// each worker runs a Gateway on the shared public listeners and nothing else. The primary binds
-// no public listener: it serves the admin API itself (one address, one answer) from what its
-// workers report over IPC, replaces workers that die, and fans reloads and the drain out to them.
-//
-// main.ts keeps signals and exit codes. The worker half of this module uses process.send and
-// process.on('message') because in a cluster worker the IPC channel to the primary is only
-// reachable through `process`.
+// The cluster primary (SPEC §1 `--workers N|auto`): forks N workers with node:cluster and
+// supervises them (a worker that dies is replaced, with a backoff for quick deaths in a row). It
+// binds no public listener: it serves the admin API itself (one address, one answer) from what
+// its workers report over IPC (ipc.ts, metrics.ts), and fans reloads and the drain out to them.
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { availableParallelism } from 'node:os';
-import { pino } from 'pino';
-import type { DestinationStream } from 'pino';
-import { AggregatorRegistry, Registry } from 'prom-client';
-import type { Aggregator, MetricType } from 'prom-client';
-import { adminAuth, createAdminServer } from './admin/admin.ts';
-import type { AdminSource, ExplainQuery } from './admin/admin.ts';
-import { formatConfigError, loadRoutesDir } from './config/load.ts';
-import type { RoutesConfig } from './config/load.ts';
-import type { StaticConfig } from './config/schema.ts';
-import { Gateway } from './gateway/gateway.ts';
-import type { BoundAddresses } from './gateway/gateway.ts';
-import { createLoggers } from './observe/logger.ts';
-import type { Logger } from './observe/logger.ts';
-import { ensureSelfSigned } from './server/tls/index.ts';
-import { closeGracefully, listen } from './server/listener.ts';
+import { Registry } from 'prom-client';
+import { adminAuth, createAdminServer } from '../admin/admin.ts';
+import type { AdminSource, ExplainQuery } from '../admin/admin.ts';
+import type { RoutesConfig } from '../config/load.ts';
+import type { StaticConfig } from '../config/schema.ts';
+import { ensureCertificates } from '../gateway/certs.ts';
+import type { BoundAddresses } from '../gateway/gateway.ts';
+import type { Logger } from '../observe/logger.ts';
+import { closeGracefully, listen } from '../server/listener.ts';
+import { WorkerCalls, isFromWorker } from './ipc.ts';
+import type { FromWorker, ToWorker } from './ipc.ts';
+import { ClusterMetrics } from './metrics.ts';
+import type { MetricJson } from './metrics.ts';
 
 /** First respawn delay after a worker died; doubles per quick death in a row. */
 const RESPAWN_MIN_MS = 100;
@@ -32,74 +26,12 @@ const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 10_000;
 /** A worker that lived this long was healthy: the next death starts the backoff over. */
 const STABLE_MS = 10_000;
-/** How long the primary waits for a worker's answer to an admin question. */
-const CALL_TIMEOUT_MS = 5_000;
 /** Beyond timeouts.shutdown, how long a draining worker gets before it is killed. */
 const DRAIN_SLACK_MS = 5_000;
-
-/**
- * Cross-worker aggregation that differs from prom-client's default (sum): a target is healthy
- * only if no worker has it ejected, and every worker counts the same reloads (each one reloads
- * on every trigger), so the cluster's count is the longest-lived worker's.
- */
-const AGGREGATORS: Record<string, Aggregator> = {
-  waygate_target_healthy: 'min',
-  waygate_config_reloads_total: 'max',
-};
-
-/**
- * A metric as prom-client's getMetricsAsJSON gives it (only the fields read here). Its `type` is
- * a string such as 'counter' at run time; prom-client's typings call it the MetricType enum.
- */
-interface MetricJson {
-  name: string;
-  type: string | MetricType;
-  aggregator?: Aggregator;
-}
-
-/** Applies AGGREGATORS to one worker's metrics. */
-function withAggregators(set: MetricJson[]): MetricJson[] {
-  return set.map((m) => (AGGREGATORS[m.name] === undefined ? m : { ...m, aggregator: AGGREGATORS[m.name] }));
-}
-
-/** Linux's PIPE_BUF: a write to a pipe up to this size is never interleaved with another process's. */
-const PIPE_BUF = 4096;
-
-/**
- * stdout for a process sharing it with others (the primary and every worker): sonic-boom joins
- * whole lines into writes of at most PIPE_BUF bytes, so under `docker logs` or any pipe no line
- * is cut by another process's write (the default, 16 KiB, can be).
- */
-export function sharedStdout(): DestinationStream {
-  return pino.destination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
-}
 
 /** Returns the number of worker processes for `workers` (`auto`: one per CPU the process may use). */
 export function workerCount(workers: number | 'auto'): number {
   return workers === 'auto' ? availableParallelism() : workers;
-}
-
-/** True in a process forked by the cluster primary. */
-export function isClusterWorker(): boolean {
-  return cluster.isWorker;
-}
-
-type Op = 'status' | 'reload' | 'explain' | 'metrics';
-
-type ToWorker =
-  | { type: 'waygate:start'; worker: number; config: StaticConfig; routes: RoutesConfig; fromDisk: boolean }
-  | { type: 'waygate:call'; id: number; op: Op; arg?: unknown }
-  | { type: 'waygate:drain' };
-
-type FromWorker =
-  | { type: 'waygate:hello' }
-  | { type: 'waygate:listening'; addresses: BoundAddresses }
-  | { type: 'waygate:failed'; error: string }
-  | { type: 'waygate:reply'; id: number; ok: true; value: unknown }
-  | { type: 'waygate:reply'; id: number; ok: false; error: string };
-
-function isFromWorker(m: unknown): m is FromWorker {
-  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' && (m as { type: string }).type.startsWith('waygate:');
 }
 
 /** What the primary starts from: the validated config and routes, the worker count, loggers. */
@@ -123,23 +55,12 @@ interface Slot {
   respawn: NodeJS.Timeout | undefined;
 }
 
-interface Pending {
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-  worker: number;
-}
-
 /** The cluster primary: forks, supervises and speaks for the workers; it is the admin API's source. */
 export class ClusterPrimary implements AdminSource {
   readonly #o: ClusterOptions;
   readonly #slots: Slot[] = [];
-  readonly #pending = new Map<number, Pending>();
-  #nextCall = 1;
-  /** Each worker's metrics at the last scrape, by worker id. */
-  readonly #lastMetrics = new Map<number, MetricJson[]>();
-  /** Counters and histograms of exited workers as of their last scrape, merged into one set. */
-  #retired: Promise<MetricJson[] | undefined> = Promise.resolve(undefined);
+  readonly #calls = new WorkerCalls((worker, m) => this.#send(worker, m));
+  readonly #metrics: ClusterMetrics;
   #admin: Server | undefined;
   #addresses: BoundAddresses = { http: null, https: null, admin: null };
   #addressesKnown = false;
@@ -151,6 +72,7 @@ export class ClusterPrimary implements AdminSource {
 
   private constructor(o: ClusterOptions) {
     this.#o = o;
+    this.#metrics = new ClusterMetrics(o.log);
   }
 
   /**
@@ -171,10 +93,7 @@ export class ClusterPrimary implements AdminSource {
     // Workers generating the self-signed certificate side by side could read each other's half
     // written pair; one generation before forking leaves them nothing to generate.
     const https = o.config.listeners.https.address;
-    if (https !== null) {
-      const generated = await ensureSelfSigned(o.config.certsDir);
-      if (generated.length > 0) o.log.warn({ files: generated }, `no certificate in ${o.config.certsDir}: generated a self-signed certificate for localhost; put real certificates there`);
-    }
+    if (https !== null) await ensureCertificates(o.config.certsDir, o.log);
     const admin = o.config.admin.address;
     const adminOpts = admin === null ? {} : adminAuth(admin, o.env);
     const started = new Promise<void>((resolve, reject) => (p.#startup = { resolve, reject }));
@@ -241,15 +160,9 @@ export class ClusterPrimary implements AdminSource {
           s.reject(new Error(m.error));
         } else this.#o.log.error({ worker: worker.id, pid: worker.process.pid, err: m.error }, 'replacement worker failed to start');
         return;
-      case 'waygate:reply': {
-        const p = this.#pending.get(m.id);
-        if (p === undefined) return;
-        this.#pending.delete(m.id);
-        clearTimeout(p.timer);
-        if (m.ok) p.resolve(m.value);
-        else p.reject(new Error(m.error));
+      case 'waygate:reply':
+        this.#calls.settle(m);
         return;
-      }
     }
   }
 
@@ -273,13 +186,9 @@ export class ClusterPrimary implements AdminSource {
   }
 
   #onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
-    this.#retire(worker.id);
-    for (const [id, p] of this.#pending) {
-      if (p.worker !== worker.id) continue;
-      this.#pending.delete(id);
-      clearTimeout(p.timer);
-      p.reject(new Error(`worker ${worker.id} exited`));
-    }
+    // An exited worker's counters stay in the sums; its calls in flight fail now.
+    this.#metrics.retire(worker.id);
+    this.#calls.exited(worker.id);
     if (slot.worker !== worker) return;
     const draining = slot.state === 'draining';
     slot.state = 'dead';
@@ -305,19 +214,6 @@ export class ClusterPrimary implements AdminSource {
     });
   }
 
-  /** Asks one worker; rejects when it does not answer in time or exits first. */
-  #call(worker: Worker, op: Op, arg?: unknown): Promise<unknown> {
-    const id = this.#nextCall++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`worker ${worker.id} did not answer ${op} within ${CALL_TIMEOUT_MS} ms`));
-      }, CALL_TIMEOUT_MS);
-      this.#pending.set(id, { resolve, reject, timer, worker: worker.id });
-      this.#send(worker, { type: 'waygate:call', id, op, arg });
-    });
-  }
-
   /** The workers that run a gateway and can answer. */
   #serving(): { slot: Slot; worker: Worker }[] {
     return this.#slots.flatMap((slot) => (slot.worker !== undefined && (slot.state === 'ready' || slot.state === 'draining') && slot.worker.isConnected() ? [{ slot, worker: slot.worker }] : []));
@@ -328,49 +224,18 @@ export class ClusterPrimary implements AdminSource {
     return this.#closing === undefined && this.#slots.length > 0 && this.#slots.every((s) => s.state === 'ready');
   }
 
-  /**
-   * Keeps an exited worker's counters and histograms, as of the last scrape, in the cluster's
-   * sums: without them a sum would drop when a worker dies, which Prometheus reads as a counter
-   * reset. Gauges describe the present and go with the worker.
-   */
-  #retire(workerId: number): void {
-    const last = this.#lastMetrics.get(workerId);
-    this.#lastMetrics.delete(workerId);
-    if (last === undefined) return;
-    const kept = last.filter((m) => m.type === 'counter' || m.type === 'histogram');
-    this.#retired = this.#retired.then(async (prev) => {
-      if (prev === undefined) return kept;
-      try {
-        const merged = AggregatorRegistry.aggregate([prev, kept]);
-        const json: MetricJson[] = await merged.getMetricsAsJSON();
-        return json;
-      } catch (err) {
-        // Keep what was kept before: losing it would make the sums drop.
-        this.#o.log.warn({ worker: workerId, err: (err as Error).message }, 'could not keep the metrics of an exited worker');
-        return prev;
-      }
-    });
-  }
-
   /** Every serving worker's registry, aggregated by prom-client (counters and histograms summed). */
   readonly metrics = {
     text: async (): Promise<string> => {
       // Asked over our own IPC call, not AggregatorRegistry.clusterMetrics(): that one asks every
       // connected worker, so one still booting (no handler yet) times the whole scrape out, and it
       // answers from prom-client's global registry, not each Gateway's own.
-      const answers = await Promise.all(this.#serving().map(({ worker }) => this.#call(worker, 'metrics').then(
-        (a) => {
-          if (!Array.isArray(a)) return undefined;
-          const set = withAggregators(a as MetricJson[]);
-          this.#lastMetrics.set(worker.id, set);
-          return set;
-        },
+      const answers = await Promise.all(this.#serving().map(({ worker }) => this.#calls.call(worker, 'metrics').then(
+        (a) => this.#metrics.scraped(worker.id, a),
         () => undefined,
       )));
       const sets: MetricJson[][] = answers.filter((a) => a !== undefined);
-      const retired = await this.#retired;
-      if (retired !== undefined) sets.push(retired);
-      return AggregatorRegistry.aggregate(sets).metrics();
+      return this.#metrics.text(sets);
     },
     contentType: Registry.PROMETHEUS_CONTENT_TYPE as string,
   };
@@ -381,7 +246,7 @@ export class ClusterPrimary implements AdminSource {
       const w = slot.worker;
       const serving = w !== undefined && (slot.state === 'ready' || slot.state === 'draining') && w.isConnected();
       let status: unknown = null;
-      if (serving) status = await this.#call(w, 'status').catch((err: Error) => ({ error: err.message }));
+      if (serving) status = await this.#calls.call(w, 'status').catch((err: Error) => ({ error: err.message }));
       return { id: w?.id ?? null, pid: slot.state === 'dead' ? null : (w?.process.pid ?? null), state: slot.state, status };
     }));
     return { workers };
@@ -398,7 +263,7 @@ export class ClusterPrimary implements AdminSource {
   async #doReload(): Promise<{ ok: boolean } & Record<string, unknown>> {
     const serving = this.#serving().filter(({ slot }) => slot.state === 'ready');
     const workers = await Promise.all(serving.map(async ({ worker }) => {
-      const r = await this.#call(worker, 'reload').catch((err: Error) => ({ ok: false, errors: [err.message] }));
+      const r = await this.#calls.call(worker, 'reload').catch((err: Error) => ({ ok: false, errors: [err.message] }));
       return { id: worker.id, pid: worker.process.pid, ...(r as { ok: boolean }) };
     }));
     const ok = workers.length > 0 && workers.every((w) => w.ok);
@@ -414,7 +279,7 @@ export class ClusterPrimary implements AdminSource {
     const serving = this.#serving().filter(({ slot }) => slot.state === 'ready');
     if (serving.length === 0) throw new Error('no worker is ready');
     const { worker } = serving[this.#explainTurn++ % serving.length];
-    return this.#call(worker, 'explain', q);
+    return this.#calls.call(worker, 'explain', q);
   }
 
   /**
@@ -451,109 +316,4 @@ export class ClusterPrimary implements AdminSource {
     clearTimeout(deadline);
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
   }
-}
-
-/** A worker's life as main.ts sees it. */
-export interface ClusterWorker {
-  /** Starts the drain (idempotent): the primary's order, or a signal sent to this worker. */
-  drain(): void;
-  /** Resolves with the exit code once the worker drained (0) or failed to start (1). */
-  readonly done: Promise<number>;
-  /** Flushes the worker's logs. */
-  flush(): void;
-}
-
-/** Runs this process as a cluster worker: waits for the primary's config, starts a Gateway and answers the primary. */
-export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
-  let gateway: Gateway | undefined;
-  let starting: Promise<Gateway | undefined> | undefined;
-  let draining = false;
-  let flush = (): void => {};
-  let finish!: (code: number) => void;
-  const done = new Promise<number>((r) => (finish = r));
-  // process.send is defined in a forked worker; a send on a closed channel is no one's to answer.
-  const send = (m: FromWorker): void => {
-    try {
-      process.send?.(m);
-    } catch {
-      // the primary is gone: node:cluster exits this worker on the disconnect
-    }
-  };
-
-  const start = async (m: Extract<ToWorker, { type: 'waygate:start' }>): Promise<Gateway | undefined> => {
-    const { log: baseLog, access: baseAccess, lifecycle } = createLoggers({ level: m.config.log.level, access: m.config.log.access, destination: sharedStdout() });
-    // Lines from every worker share stdout: each one names its process.
-    const bind = { worker: m.worker, pid: process.pid };
-    const log = baseLog.child(bind);
-    const access = baseAccess?.child(bind);
-    flush = () => lifecycle.flush();
-    let routes = m.routes;
-    if (m.fromDisk) {
-      // A replacement serves what its siblings serve since the last reload: the directory as it is
-      // now. If it no longer validates, the routes the primary validated at start are next best.
-      const loaded = await loadRoutesDir(m.config.routesDir, env);
-      if (loaded.ok) routes = loaded.value;
-      else log.error({ errors: loaded.errors.map(formatConfigError) }, 'routes on disk are invalid; starting with the routes validated at start');
-    }
-    // The primary owns the admin API; a worker binds only the public listeners.
-    const config: StaticConfig = { ...m.config, admin: { ...m.config.admin, address: null } };
-    try {
-      const g = await Gateway.start({ config, routes, log, access, env });
-      gateway = g;
-      if (draining) {
-        await g.close();
-        finish(0);
-        return g;
-      }
-      send({ type: 'waygate:listening', addresses: g.addresses });
-      return g;
-    } catch (err) {
-      log.fatal({ err: (err as Error).message }, 'failed to start');
-      send({ type: 'waygate:failed', error: (err as Error).message });
-      finish(1);
-      return undefined;
-    }
-  };
-
-  const answer = async (op: Op, arg: unknown): Promise<unknown> => {
-    const g = gateway;
-    if (g === undefined) throw new Error('the gateway is not running');
-    switch (op) {
-      case 'metrics':
-        return g.metrics.registry.getMetricsAsJSON();
-      case 'reload':
-        return g.reload();
-      case 'status':
-        return g.status();
-      case 'explain':
-        return g.explain(arg as ExplainQuery);
-    }
-  };
-
-  process.on('message', (m: ToWorker) => {
-    switch (m?.type) {
-      case 'waygate:start':
-        starting ??= start(m);
-        return;
-      case 'waygate:call':
-        answer(m.op, m.arg).then(
-          (value) => send({ type: 'waygate:reply', id: m.id, ok: true, value }),
-          (err: Error) => send({ type: 'waygate:reply', id: m.id, ok: false, error: err.message }),
-        );
-        return;
-      case 'waygate:drain':
-        drain();
-        return;
-    }
-  });
-  send({ type: 'waygate:hello' });
-
-  const drain = (): void => {
-    if (draining) return;
-    draining = true;
-    if (gateway !== undefined) void gateway.close().then(() => finish(0));
-    else if (starting === undefined) finish(0);
-    // else: start() sees `draining` and closes what it opened
-  };
-  return { drain, done, flush: () => flush() };
 }
