@@ -54,7 +54,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # waygate handles SIGTERM/SIGINT (drain, exit 0) and SIGHUP (reload) itself, so it also works
 # as PID 1; `--init` (tini) additionally reaps zombies.
 # 4 MB young-generation semi-spaces keep a busy proxy near 120 MB RSS instead of ~230 MB, at no
-# measured throughput cost (README, Performance); bin/waygate.js sets the same default. Two
+# measured throughput cost (docs/performance.md); bin/waygate.js sets the same default. Two
 # glibc malloc arenas (instead of one per allocating thread) held the chaos soak's peak RSS at
 # 215 MB instead of 275 MB; bin/waygate.js sets that too.
 ENV NODE_OPTIONS="--max-semi-space-size=4" MALLOC_ARENA_MAX=2

@@ -14,14 +14,14 @@ if (major < 22 || (major === 22 && minor < 18)) {
 const here = fileURLToPath(import.meta.url);
 
 // V8 grows its young generation to 64 MB under load, which is most of a busy proxy's memory;
-// 4 MB semi-spaces hold RSS near 120 MB at no measurable cost in throughput (README,
-// Performance). V8 reads the size only at start, so the process replaces itself (same pid,
+// 4 MB semi-spaces hold RSS near 120 MB at no measurable cost in throughput
+// (docs/performance.md, docs/decisions/0003). V8 reads the size only at start, so the process replaces itself (same pid,
 // same stdio) with the flag in NODE_OPTIONS, where cluster workers inherit it too. A size given
 // on the command line or in NODE_OPTIONS is kept.
 // glibc's malloc also reads MALLOC_ARENA_MAX only at start: by default each thread that
 // allocates (libuv's pool: TLS, DNS, zlib) may get its own arena, and the free space of each is
 // kept. Two arenas held the chaos soak's peak RSS at 215 MB instead of 275 MB (same seed,
-// README). A value already in the environment is kept.
+// docs/decisions/0003). A value already in the environment is kept.
 const SEMI = '--max-semi-space-size';
 const given = process.execArgv.some((a) => a.startsWith(SEMI)) || (process.env.NODE_OPTIONS ?? '').includes(SEMI);
 if ((!given || process.env.MALLOC_ARENA_MAX === undefined) && typeof process.execve === 'function') {

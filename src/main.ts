@@ -11,10 +11,9 @@ import { formatConfigError, loadRoutesDir, loadStaticConfig } from './config/loa
 import type { RoutesConfig } from './config/load.ts';
 import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway/gateway.ts';
-import { createLoggers, LOG_LEVELS } from './observe/logger.ts';
+import { createLoggers, logLevelFlag } from './observe/logger.ts';
 import type { Logger } from './observe/logger.ts';
 import { runRouteTests } from './route/tests.ts';
-import type { LogLevel } from './observe/logger.ts';
 
 const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
                [--http ADDR] [--https ADDR] [--admin ADDR] [--workers N|auto]
@@ -72,8 +71,9 @@ function applyOverrides(cfg: StaticConfig, get: (f: FlagName) => string | undefi
   }
   const level = get('log-level');
   if (level !== undefined) {
-    if ((LOG_LEVELS as readonly string[]).includes(level)) cfg.log.level = level as LogLevel;
-    else errors.push(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+    const l = logLevelFlag(level);
+    if (typeof l === 'string') cfg.log.level = l;
+    else errors.push(l.error);
   }
   return errors;
 }

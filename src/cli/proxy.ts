@@ -7,8 +7,7 @@ import { parseRoutesText } from '../config/load.ts';
 import type { RoutesConfig } from '../config/load.ts';
 import { defaultStaticConfig } from '../config/static-schema.ts';
 import type { StaticConfig } from '../config/schema.ts';
-import { LOG_LEVELS } from '../observe/logger.ts';
-import type { LogLevel } from '../observe/logger.ts';
+import { logLevelFlag } from '../observe/logger.ts';
 
 export const PROXY_USAGE = `usage: waygate proxy --to URL [--to URL ...] [--from ADDR] [--https]
                      [--balance POLICY] [--health PATH] [--certs DIR]
@@ -91,8 +90,9 @@ export function proxySetup(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (v.certs !== undefined) config.certsDir = v.certs;
   const level = v['log-level'];
   if (level !== undefined) {
-    if ((LOG_LEVELS as readonly string[]).includes(level)) config.log.level = level as LogLevel;
-    else errors.push(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+    const l = logLevelFlag(level);
+    if (typeof l === 'string') config.log.level = l;
+    else errors.push(l.error);
   }
   // Not a directory anyone wrote: nothing watches or reloads it (SIGHUP reloads certificates).
   config.routesDir = '(waygate proxy)';

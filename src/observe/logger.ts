@@ -9,6 +9,12 @@ export type { Logger } from 'pino';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** The --log-level flag (waygate and waygate proxy): the level, or the error line for a bad one. */
+export function logLevelFlag(value: string): LogLevel | { error: string } {
+  if ((LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  return { error: `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}` };
+}
+
 /** Options for the process and access loggers. */
 export interface LoggerOptions {
   level: LogLevel;
