@@ -9,11 +9,10 @@ import type { RoutesConfig } from './config/load.ts';
 import type { PoolConfig } from './config/schema.ts';
 import type { ProbeConfig } from './health/checker.ts';
 import { compileAction } from './route/actions.ts';
-import type { RouteActionOptions } from './route/actions.ts';
+import type { RouteAction, RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
 import { Router } from './router/router.ts';
 import type { RouteSpec } from './router/router.ts';
-import type { CompiledRoute, Runtime } from './route/table.ts';
 import { DEFAULT_RETRY_AFTER } from './server/respond.ts';
 import { expandTarget } from './upstream/dns.ts';
 import { UpstreamPool } from './upstream/pool.ts';
@@ -21,6 +20,19 @@ import type { TargetRegistry } from './upstream/registry.ts';
 import type { ClientKind } from './upstream/client.ts';
 import type { Target, UpstreamTls } from './upstream/target.ts';
 import { loadUndici } from './upstream/undici.ts';
+
+/** A route as the request path needs it. */
+export interface CompiledRoute {
+  readonly name: string;
+  readonly action: RouteAction;
+}
+
+/** The routing table in force: swapped whole on reload, captured by each request at its start and
+ * read by the listeners, the upgrade handler and /explain. */
+export interface Runtime {
+  readonly router: Router<CompiledRoute>;
+  readonly version: number;
+}
 
 /** Idle time of pooled upstream keep-alive connections; below the 5 s default of Node servers
  * so waygate closes an idle connection before the upstream does and never writes into a closing one. */

@@ -5,7 +5,7 @@ import { normalizeHost } from '../router/host.ts';
 import { AMBIGUOUS_PATH, normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
-import type { Runtime } from '../route/table.ts';
+import type { Runtime } from '../runtime.ts';
 import type { ExplainQuery } from './admin.ts';
 
 /**

@@ -16,7 +16,7 @@ import type { ProbeConfig } from '../health/checker.ts';
 import { PassiveHealth } from '../health/passive.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
-import type { Runtime } from '../route/table.ts';
+import type { Runtime } from '../runtime.ts';
 import { runRouteTests } from '../route/tests.ts';
 import { buildRuntime, discoveryHosts, needsSecret, probeConfig, readPoolTls, targetList } from '../runtime.ts';
 import type { PoolTlsFiles } from '../runtime.ts';

@@ -12,7 +12,7 @@ import type { StaticConfig } from '../config/schema.ts';
 import type { GatewayError } from '../errors.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import type { Runtime } from '../route/table.ts';
+import type { Runtime } from '../runtime.ts';
 import { trustPredicate } from '../runtime.ts';
 import { createContinueHandler, createHandler } from '../server/handler.ts';
 import { closeGracefully, createHttpServer, createHttpsServer, listen, trackConnections } from '../server/listener.ts';

@@ -1,7 +1,7 @@
 // The JSON of GET /status for one gateway process (SPEC §6): listeners, config version and last
 // reload, routes, pools with their targets' health and counters, certificates.
 import type { CheckStatus } from '../health/checker.ts';
-import type { Runtime } from '../route/table.ts';
+import type { Runtime } from '../runtime.ts';
 import type { CertStore } from '../server/tls/index.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';

@@ -69,7 +69,7 @@ const hasAvailableTarget = (p: UpstreamPool): boolean => p.targets.some((t) => t
 
 /** Compiles a route's action; throws on options config validation should have refused. */
 export function compileAction(o: RouteActionOptions): RouteAction {
-  if (o.respond !== undefined) return compileRespond(o.respond);
+  if (o.respond !== undefined) return compileRespond(o.respond, compileHeaderOps(o.responseHeaders));
   if (o.redirect !== undefined) {
     const parts = compileTemplate(o.redirect.to, o.params, true);
     return {
@@ -107,17 +107,23 @@ export function compileAction(o: RouteActionOptions): RouteAction {
   };
 }
 
-function compileRespond(r: { status: number; body: string; headers: Record<string, string> }): RespondAction {
+/** Framing is waygate's: a route's header edits never set these on its own answer. */
+const FRAMING = new Set(['content-length', 'transfer-encoding']);
+
+/** Compiles an answer: `respond.headers`, then the route's `responseHeaders` (remove, set, add), then the framing. */
+function compileRespond(r: { status: number; body: string; headers: Record<string, string> }, ops: HeaderOps | undefined): RespondAction {
   const body = Buffer.from(r.body, 'utf8');
   const headers: string[] = [];
-  let hasType = false;
+  const push = (name: string, value: string): void => {
+    if (!FRAMING.has(name.toLowerCase())) headers.push(name, value);
+  };
   for (const [name, value] of Object.entries(r.headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'content-length') continue;
-    if (lower === 'content-type') hasType = true;
-    headers.push(name, value);
+    if (ops === undefined || !ops.drop.has(name.toLowerCase())) push(name, value);
   }
-  if (!hasType && body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
+  if (ops !== undefined) for (let i = 0; i < ops.append.length; i += 2) push(ops.append[i], ops.append[i + 1]);
+  const hasType = headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-type');
+  // A default type unless the route removed it on purpose.
+  if (!hasType && body.length > 0 && ops?.drop.has('content-type') !== true) headers.push('content-type', 'text/plain; charset=utf-8');
   // RFC 9110 §8.6: no Content-Length on 1xx and 204; a 304 carries none of its own either.
   if (r.status >= 200 && r.status !== 204 && r.status !== 304) headers.push('content-length', String(body.length));
   return { kind: 'respond', status: r.status, body, headers };

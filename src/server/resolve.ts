@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../errors.ts';
-import type { CompiledRoute, Runtime } from '../route/table.ts';
+import type { CompiledRoute, Runtime } from '../runtime.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath, splitTarget } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';

@@ -73,6 +73,13 @@ routes:
   - name: empty
     match: { path: /empty }
     respond: { status: 204 }
+  - name: edited-answer
+    match: { path: /edited }
+    respond: { status: 200, body: "{}", headers: { x-teapot: "yes", x-gone: "1" } }
+    responseHeaders:
+      set: { content-type: application/json, x-teapot: "no", content-length: "999" }
+      add: { x-added: yes }
+      remove: [x-gone]
 `,
   });
 });
@@ -176,5 +183,17 @@ describe('route actions', () => {
     expect([head.status, head.body, head.headers['content-length']]).toEqual([418, '', '15']);
     const empty = await send(`${gw.url}/empty`);
     expect([empty.status, empty.body]).toEqual([204, '']);
+  });
+
+  // Regression: a respond route's responseHeaders were accepted by --check and then ignored.
+  test("respond applies the route's responseHeaders after respond.headers; the framing stays waygate's", async () => {
+    const r = await send(`${gw.url}/edited`);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('{}');
+    expect(r.headers['content-type']).toBe('application/json');
+    expect(r.headers['x-teapot']).toBe('no');
+    expect(r.headers['x-added']).toBe('yes');
+    expect(r.headers['x-gone']).toBeUndefined();
+    expect(r.headers['content-length']).toBe('2');
   });
 });
