@@ -1,11 +1,13 @@
 // `waygate proxy` (issue 13): one port to one or more services with no files at all; the help
 // `waygate` gives when it finds no routes directory; `waygate schema`.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { runCli, send, startCli, startUpstream } from '../helpers.ts';
+import { makeLeaf } from '../tls-helpers.ts';
 
 /** An empty working directory: no routes/, no waygate.yaml, no certs/. */
 async function emptyDir(): Promise<string> {
@@ -56,6 +58,45 @@ test('waygate proxy --https serves HTTPS on --from with a generated certificate,
     while (!up.seen.some((x) => x.url === '/health')) await new Promise((r) => setTimeout(r, 50));
     const status = (await send(`http://${cli.addresses.admin}/status`)).body;
     expect(status).toContain('"lastCheckResult"');
+  } finally {
+    expect(await cli.stop('SIGTERM')).toBe(0);
+    await up.close();
+    await rm(cwd, { recursive: true, force: true });
+  }
+});
+
+/** The DNS names of the certificate the listener at `addr` shows for `servername`. */
+function servedNames(addr: string, servername: string): Promise<string> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host, port, servername, rejectUnauthorized: false }, () => {
+      resolve(s.getPeerCertificate().subjectaltname ?? '');
+      s.end();
+    });
+    s.on('error', reject);
+  });
+}
+
+test('waygate proxy --https serves ./certs, and SIGHUP loads a certificate added there since', async () => {
+  const up = await startUpstream((_req, res) => res.end('up'));
+  const cwd = await emptyDir();
+  await mkdir(join(cwd, 'certs'));
+  const a = await makeLeaf(['a.test']);
+  await writeFile(join(cwd, 'certs', 'a.crt'), a.cert);
+  await writeFile(join(cwd, 'certs', 'a.key'), a.key);
+  const cli = await startCli(['proxy', '--https', '--from', '127.0.0.1:0', '--to', up.url], {}, cwd);
+  try {
+    const https = cli.addresses.https!;
+    expect(await servedNames(https, 'a.test')).toBe('DNS:a.test');
+    // Not there yet: the default (the only) certificate answers.
+    expect(await servedNames(https, 'b.test')).toBe('DNS:a.test');
+    const b = await makeLeaf(['b.test']);
+    await writeFile(join(cwd, 'certs', 'b.crt'), b.cert);
+    await writeFile(join(cwd, 'certs', 'b.key'), b.key);
+    cli.proc.kill('SIGHUP');
+    await cli.waitForLine((l) => l.msg === 'certificates loaded' && JSON.stringify(l.certificates).includes('b.test'));
+    expect(await servedNames(https, 'b.test')).toBe('DNS:b.test');
+    expect(await servedNames(https, 'a.test')).toBe('DNS:a.test');
   } finally {
     expect(await cli.stop('SIGTERM')).toBe(0);
     await up.close();
