@@ -34,7 +34,7 @@ const HEADERS: Record<string, string> = { Host: HOST, 'x-client': 'web' };
 const P = {
   up: [19101, 19102, 19103], // upstream nginx: three ports, one worker
   nginx: 19110, nginxTls: 19111,
-  haproxy: 19120, hp3: 19130, fastify: 19140, undici: 19150, caddy: 19160,
+  haproxy: 19120, hp3: 19130, fastify: 19140, undici: 19150, caddy: 19155,
   wg: 19160, wgTls: 19161, wgAdmin: 19162,
   wg1: 19170, wg1Admin: 19171, wg2: 19175, wg2Admin: 19176,
   wg10: 19180, wg10Admin: 19181, wg1k: 19185, wg1kAdmin: 19186,
