@@ -230,7 +230,9 @@ ${P.up.map((p, i) => `  server s${i} 127.0.0.1:${p} check inter 5s`).join('\n')}
   admin off
   auto_https off
 }
-http://127.0.0.1:${P.caddy} {
+# Any Host (the cases send Host: shop.example.com), bound to loopback.
+http://:${P.caddy} {
+  bind 127.0.0.1
   reverse_proxy ${P.up.map((p) => `127.0.0.1:${p}`).join(' ')} {
     lb_policy round_robin
   }
@@ -591,6 +593,7 @@ async function main(): Promise<void> {
   procs.wg1k = startWaygate('wg1k', 'r1k', P.wg1k, P.wg1kAdmin, { cpu: '0' });
   const ports = [...P.up, P.nginx, P.nginxTls, P.hp3, P.fastify, P.undici, P.wg, P.wgTls, P.wg1, P.wg2, P.wg10, P.wg1k];
   if (procs.haproxy) ports.push(P.haproxy);
+  if (procs.caddy) ports.push(P.caddy);
   if (procs.base) ports.push(P.base, P.baseTls);
   const up = await Promise.all(ports.map((p) => waitPort(p)));
   ports.forEach((p, i) => up[i] || console.error(`! nothing listening on ${p}`));

@@ -13,7 +13,7 @@ import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway/gateway.ts';
 import { createLoggers, logLevelFlag } from './observe/logger.ts';
 import type { Logger } from './observe/logger.ts';
-import { runRouteTests } from './route/tests.ts';
+import { verifyRoutes } from './route/tests.ts';
 
 const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
                [--http ADDR] [--https ADDR] [--admin ADDR] [--workers N|auto]
@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!routes.ok) return report(routes.errors.map(formatConfigError), values.check === true);
   // The routes files' tests are part of the config: a failing one is an error like any other.
-  const failedTests = runRouteTests(routes.value, cfg.security.ambiguousPaths);
+  const failedTests = verifyRoutes(routes.value, cfg);
   if (failedTests.length > 0) return report(failedTests, values.check === true);
   if (values.check === true) {
     for (const w of routes.warnings) process.stderr.write(`warning: ${w}\n`);

@@ -118,7 +118,7 @@ function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, 
   const client: ClientKind = pc.h2 ? 'undici' : (pc.client ?? 'builtin');
   // Loaded while the config is built, so no request waits for undici's module to load.
   if (client === 'undici') loadUndici();
-  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, client, key: '' };
+  const connect = { connectTimeout: pc.timeouts.connect, keepAliveTimeout: UPSTREAM_KEEPALIVE_MS, tls, h2: pc.h2, client, proxyProtocol: pc.proxyProtocol, key: '' };
   connect.key = JSON.stringify(connect);
   const settings = {
     responseTimeout: pc.timeouts.response,
@@ -138,7 +138,7 @@ export function probeConfig(pc: PoolConfig, tls: UpstreamTls | undefined): Probe
   const h = pc.healthCheck;
   if (h === undefined) return undefined;
   return {
-    path: h.path, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
+    type: h.type, path: h.path, send: h.send, expect: h.expect, proxyProtocol: pc.proxyProtocol, interval: h.interval, timeout: h.timeout, unhealthyAfter: h.unhealthyAfter, healthyAfter: h.healthyAfter, expectStatus: h.expectStatus,
     tls: tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key },
   };
 }

@@ -7,7 +7,8 @@ import { formatKeyPath, sortErrors } from './config-error.ts';
 import type { ConfigError } from './config-error.ts';
 import { didYouMean, validate } from './issues.ts';
 import { routesFileSchema, staticConfigSchema } from './schema.ts';
-import type { PoolConfig, RouteConfig, RouteTestConfig, StaticConfig } from './schema.ts';
+import type { PoolConfig, PoolKind, RouteConfig, RouteTestConfig, StaticConfig, TcpRouteConfig, UdpRouteConfig } from './schema.ts';
+import { HTTPS_LISTENER } from './l4-schema.ts';
 import { locate, parseYamlSource } from './yaml-source.ts';
 import type { YamlSource } from './yaml-source.ts';
 
@@ -31,6 +32,9 @@ export interface RoutesConfig {
   files: string[];
   pools: Map<string, PoolConfig & { source: SourceRef }>;
   routes: Array<RouteConfig & { name: string; source: SourceRef }>;
+  /** SPEC §7; `listenerAt` locates the `listener` value for the cross-check with waygate.yaml. */
+  tcpRoutes: Array<TcpRouteConfig & { name: string; source: SourceRef; listenerAt: SourceRef }>;
+  udpRoutes: Array<UdpRouteConfig & { name: string; source: SourceRef; listenerAt: SourceRef }>;
   tests: Array<RouteTestConfig & { source: SourceRef }>;
 }
 
@@ -77,10 +81,11 @@ export function parseRoutesText(text: string, file: string, env: NodeJS.ProcessE
 export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.ProcessEnv = process.env): LoadResult<RoutesConfig> {
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
-  const out: RoutesConfig = { files: texts.map((t) => t.file), pools: new Map(), routes: [], tests: [] };
+  const out: RoutesConfig = { files: texts.map((t) => t.file), pools: new Map(), routes: [], tcpRoutes: [], udpRoutes: [], tests: [] };
   const poolSources = new Map<string, SourceRef>();
   const routeSources = new Map<string, SourceRef>();
-  const references: Array<{ src: YamlSource; path: (string | number)[]; pool: string }> = [];
+  const references: Array<{ src: YamlSource; path: (string | number)[]; pool: string; wants: PoolKind }> = [];
+  const poolKinds = new Map<string, PoolKind>();
 
   texts.forEach(({ file, text }, fileIndex) => {
     const src = parseYamlSource(text, file, env);
@@ -110,18 +115,22 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
       if (first !== undefined) errors.push(duplicate(source, ['pools', name], `duplicate pool "${name}"`, first));
       else poolSources.set(name, source);
     });
-    (Array.isArray(raw.routes) ? raw.routes : []).forEach((route: unknown, index) => {
-      const r = isMap(route) ? route : {};
-      const name = routeName(r.name, index);
-      const path = typeof r.name === 'string' ? ['routes', index, 'name'] : ['routes', index];
-      const first = routeSources.get(name);
-      if (first !== undefined) errors.push(duplicate({ ...ref(path, index) }, path, `duplicate route name "${name}"`, first));
-      else routeSources.set(name, ref(['routes', index], index));
-      if (typeof r.pool === 'string') references.push({ src, path: ['routes', index, 'pool'], pool: r.pool });
-      (Array.isArray(r.split) ? r.split : []).forEach((s: unknown, i) => {
-        if (isMap(s) && typeof s.pool === 'string') references.push({ src, path: ['routes', index, 'split', i, 'pool'], pool: s.pool });
+    // HTTP, TCP and UDP routes share one namespace: a name is one route in /status and the metrics.
+    for (const [list, wants] of [['routes', 'http'], ['tcpRoutes', 'tcp'], ['udpRoutes', 'udp']] as const) {
+      const prefix = list === 'routes' ? stem : `${stem}.${list}`;
+      (Array.isArray(raw[list]) ? raw[list] : []).forEach((route: unknown, index) => {
+        const r = isMap(route) ? route : {};
+        const name = typeof r.name === 'string' ? r.name : `${prefix}[${index}]`;
+        const path = typeof r.name === 'string' ? [list, index, 'name'] : [list, index];
+        const first = routeSources.get(name);
+        if (first !== undefined) errors.push(duplicate({ ...ref(path, index) }, path, `duplicate route name "${name}"`, first));
+        else routeSources.set(name, ref([list, index], index));
+        if (typeof r.pool === 'string') references.push({ src, path: [list, index, 'pool'], pool: r.pool, wants });
+        (Array.isArray(r.split) ? r.split : []).forEach((s: unknown, i) => {
+          if (isMap(s) && typeof s.pool === 'string') references.push({ src, path: [list, index, 'split', i, 'pool'], pool: s.pool, wants });
+        });
       });
-    });
+    }
 
     const v = validate(routesFileSchema, src, raw);
     if (!v.ok) {
@@ -130,19 +139,35 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
     }
     Object.entries(v.value.pools).forEach(([name, pool], index) => {
       if (!out.pools.has(name)) out.pools.set(name, { ...pool, source: ref(['pools', name], index, 'key') });
+      if (!poolKinds.has(name)) poolKinds.set(name, pool.kind);
     });
     v.value.routes.forEach((route, index) => {
       out.routes.push({ ...route, name: routeName(route.name, index), source: ref(['routes', index], index) });
+    });
+    v.value.tcpRoutes.forEach((route, index) => {
+      out.tcpRoutes.push({ ...route, name: route.name ?? `${stem}.tcpRoutes[${index}]`, source: ref(['tcpRoutes', index], index), listenerAt: ref(['tcpRoutes', index, 'listener'], index) });
+    });
+    v.value.udpRoutes.forEach((route, index) => {
+      out.udpRoutes.push({ ...route, name: route.name ?? `${stem}.udpRoutes[${index}]`, source: ref(['udpRoutes', index], index), listenerAt: ref(['udpRoutes', index, 'listener'], index) });
     });
     v.value.tests.forEach((test, index) => out.tests.push({ ...test, source: ref(['tests', index], index) }));
   });
 
   // References are checked after merging: a route may use a pool defined in any file.
-  for (const { src, path, pool } of references) {
-    if (poolSources.has(pool)) continue;
+  for (const { src, path, pool, wants } of references) {
     const { line, col } = locate(src, path);
-    const message = `unknown pool "${pool}"${didYouMean(pool, poolSources.keys())}`;
-    errors.push({ file: src.file, line, col, path: formatKeyPath(path), message });
+    const at = { file: src.file, line, col, path: formatKeyPath(path) };
+    if (!poolSources.has(pool)) {
+      const sameKind = [...poolSources.keys()].filter((p) => (poolKinds.get(p) ?? wants) === wants);
+      errors.push({ ...at, message: `unknown pool "${pool}"${didYouMean(pool, sameKind)}` });
+      continue;
+    }
+    const kind = poolKinds.get(pool);
+    // An unknown kind: the pool itself has an error, reported where it is.
+    if (kind === undefined || kind === wants) continue;
+    const where = wants === 'http' ? 'an HTTP route' : `a ${wants === 'tcp' ? 'tcpRoute' : 'udpRoute'}`;
+    const needs = wants === 'http' ? 'http:// or https://' : `${wants}://`;
+    errors.push({ ...at, message: `${where} needs a pool of ${needs} targets; pool "${pool}" has ${kind === 'http' ? 'http(s)://' : `${kind}://`} targets` });
   }
 
   if (errors.length > 0) return { ok: false, errors: sortErrors(errors) };
@@ -187,4 +212,35 @@ export function parseStaticText(text: string, file: string, env: NodeJS.ProcessE
   const r = validate(staticConfigSchema, src, data);
   if (!r.ok) return { ok: false, errors: sortErrors(r.errors) };
   return { ok: true, value: r.value, warnings: src.warnings };
+}
+
+/**
+ * Checks what a routes directory says about waygate.yaml's listeners (SPEC §7): every tcpRoute
+ * names a `listeners.tcp` entry or `https` (with the HTTPS listener on), every udpRoute a
+ * `listeners.udp` entry, and every `connect:` test a listener of its kind. Returns the located errors.
+ */
+export function checkListeners(routes: RoutesConfig, config: StaticConfig): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const tcp = Object.keys(config.listeners.tcp);
+  const udp = Object.keys(config.listeners.udp);
+  const httpsOn = config.listeners.https.address !== null;
+  const at = (r: SourceRef, path: string, message: string): ConfigError => ({ file: r.file, line: r.line, col: r.col, path, message });
+  const unknown = (kind: 'tcp' | 'udp', name: string, known: string[]): string =>
+    `unknown ${kind} listener "${name}"${didYouMean(name, known)}: ${known.length === 0 ? `waygate.yaml has no listeners.${kind}` : `waygate.yaml's listeners.${kind} has ${known.join(', ')}`}`;
+  for (const r of routes.tcpRoutes) {
+    const path = `tcpRoutes[${r.source.index}].listener`;
+    if (r.listener === HTTPS_LISTENER) {
+      if (!httpsOn) errors.push(at(r.listenerAt, path, 'the HTTPS listener is off (listeners.https.address), so no connection reaches this route'));
+    } else if (!tcp.includes(r.listener)) errors.push(at(r.listenerAt, path, unknown('tcp', r.listener, [...tcp, HTTPS_LISTENER])));
+  }
+  for (const r of routes.udpRoutes) {
+    if (!udp.includes(r.listener)) errors.push(at(r.listenerAt, `udpRoutes[${r.source.index}].listener`, unknown('udp', r.listener, udp)));
+  }
+  for (const t of routes.tests) {
+    if (t.kind !== 'connect') continue;
+    const kind = t.connect.scheme === 'udp' ? 'udp' : 'tcp';
+    const known = kind === 'udp' ? udp : [...tcp, ...(httpsOn ? [HTTPS_LISTENER] : [])];
+    if (!known.includes(t.listener)) errors.push(at(t.source, `tests[${t.source.index}].listener`, unknown(kind, t.listener, known)));
+  }
+  return sortErrors(errors);
 }

@@ -14,9 +14,17 @@ export function targetUrl() {
       ctx.addIssue({ code: 'custom', message: problem });
       return z.NEVER;
     }
-    return new URL(s).origin;
+    return originOf(new URL(s));
   });
 }
+
+/** "scheme://host:port" of a target URL; `URL#origin` is "null" for tcp:// and udp://. */
+export function originOf(url: URL): string {
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : `${url.protocol}//${url.host}`;
+}
+
+/** The schemes a target URL may have: HTTP pools, then L4 pools (SPEC §7). */
+export const TARGET_SCHEMES = ['http:', 'https:', 'tcp:', 'udp:'];
 
 // A target names a server, not a resource: path prefixes belong on the route (stripPrefix /
 // rewritePath), where they are visible to the router and to /explain.
@@ -28,8 +36,9 @@ function targetUrlProblem(s: string): string | undefined {
   } catch {
     return `expected a target URL such as http://10.0.0.11:3000, got ${got}`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `a target URL must start with http:// or https://, got ${got}`;
+  if (!TARGET_SCHEMES.includes(url.protocol)) return `a target URL must start with http://, https://, tcp:// or udp://, got ${got}`;
   if (url.hostname === '') return `a target URL needs a host, got ${got}`;
+  if ((url.protocol === 'tcp:' || url.protocol === 'udp:') && url.port === '') return `a ${url.protocol.slice(0, -1)}:// target needs a port, such as ${url.protocol}//10.0.0.21:5432, got ${got}`;
   if (url.username !== '' || url.password !== '') return `a target URL cannot carry user info, got ${got}`;
   if (url.pathname !== '/' || s.includes('?') || s.includes('#')) {
     return `a target URL is scheme://host[:port] only, without path, query or fragment (rewrite paths on the route with stripPrefix/rewritePath), got ${got}`;

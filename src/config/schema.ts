@@ -9,13 +9,15 @@ import { parsePattern } from '../router/pattern.ts';
 import { cookieName, headerMap, headerName, int, method, name, nonEmpty, status, strict, text } from './fields.ts';
 import { hostPattern, statusRanges, targetUrl } from './net-fields.ts';
 import { routeTestSchema } from './route-tests.ts';
+import { tcpRouteSchema, udpRouteSchema } from './l4-schema.ts';
 import { suggest } from './suggest.ts';
 import { duration } from './units.ts';
 
 export { defaultStaticConfig, staticConfigSchema } from './static-schema.ts';
 export type { StaticConfig } from './static-schema.ts';
 export { routeTestSchema } from './route-tests.ts';
-export type { RouteTestConfig } from './route-tests.ts';
+export type { RouteTestConfig, HttpTestConfig, ConnectTestConfig } from './route-tests.ts';
+export type { TcpRouteConfig, UdpRouteConfig, TcpMatchConfig } from './l4-schema.ts';
 
 const POSITIVE_DURATION = 'must be greater than 0s';
 
@@ -33,7 +35,12 @@ const stickySchema = strict({
 });
 
 const healthCheckSchema = strict({
-  path: z.string().startsWith('/', { error: 'a health check path must start with "/"' }),
+  // http: GET path; connect: a TCP connection opens; send-expect: optional bytes sent, then the
+  // reply must contain `expect` (SPEC §7). Omitted: http for an HTTP pool, connect for a tcp:// one.
+  type: z.enum(['http', 'connect', 'send-expect']).optional(),
+  path: z.string().startsWith('/', { error: 'a health check path must start with "/"' }).optional(),
+  send: z.string().optional(),
+  expect: nonEmpty().optional(),
   interval: duration().refine((ms) => ms > 0, POSITIVE_DURATION).default(5000),
   timeout: duration().refine((ms) => ms > 0, POSITIVE_DURATION).default(2000),
   unhealthyAfter: int(1).default(3),
@@ -55,8 +62,7 @@ const upstreamTlsSchema = strict({
   }
 });
 
-/** The schema of one pool: targets plus balancing, affinity, health, timeouts and upstream TLS. */
-export const poolSchema = strict({
+const poolObject = strict({
   targets: z.array(targetSchema).min(1),
   // Derived from the policies themselves so the schema and the runtime cannot drift apart.
   balance: z.enum(Object.keys(POLICIES) as [BalanceName, ...BalanceName[]]).default('round-robin'),
@@ -75,11 +81,65 @@ export const poolSchema = strict({
   // The HTTP/1.1 client: waygate's own (default) or undici, the supported fallback. Omitted means
   // builtin, or undici for an h2 pool (the builtin client speaks only HTTP/1.1).
   client: z.enum(['builtin', 'undici']).optional(),
-}).superRefine((pool, ctx) => {
-  if (pool.h2 && pool.client === 'builtin') {
-    ctx.addIssue({ code: 'custom', path: ['client'], message: 'the builtin client speaks HTTP/1.1 only; an h2 pool is served by undici (remove "client" or set it to "undici")' });
-  }
+  // SPEC §7: a PROXY protocol header first on every connection to a target.
+  proxyProtocol: z.enum(['off', 'v1', 'v2']).default('off'),
+  // tcp:// pools: what happens to live connections to a target that health checks evict.
+  onTargetDown: z.enum(['keep', 'close']).default('keep'),
 });
+
+/** The schema of one pool: targets plus balancing, affinity, health, timeouts and upstream TLS; `kind` says what it carries. */
+export const poolSchema = poolObject.superRefine(checkPool).transform((pool) => {
+  const kind = poolKind(pool.targets);
+  const h = pool.healthCheck;
+  const healthCheck = h === undefined ? undefined : { ...h, type: h.type ?? (kind === 'http' ? 'http' as const : kind === 'udp' ? 'send-expect' as const : 'connect' as const), path: h.path ?? '/', send: h.send ?? '' };
+  return { ...pool, kind, healthCheck };
+});
+
+/** What a pool carries: HTTP requests (http:// and https:// targets), TCP connections or UDP datagrams. */
+export type PoolKind = 'http' | 'tcp' | 'udp';
+
+function poolKind(targets: readonly { url: string }[]): PoolKind {
+  const scheme = targets[0]?.url.slice(0, targets[0].url.indexOf(':'));
+  return scheme === 'tcp' ? 'tcp' : scheme === 'udp' ? 'udp' : 'http';
+}
+
+function checkPool(pool: z.output<typeof poolObject>, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string, at?: 'key'): void => ctx.addIssue({ code: 'custom', path, message, ...(at ? { params: { at } } : {}) });
+  if (pool.h2 && pool.client === 'builtin') {
+    issue(['client'], 'the builtin client speaks HTTP/1.1 only; an h2 pool is served by undici (remove "client" or set it to "undici")');
+  }
+  const kind = poolKind(pool.targets);
+  pool.targets.forEach((t, i) => {
+    if (poolKind([t]) !== kind) issue(['targets', i], `a pool has one kind of target: ${kind === 'http' ? 'http:// or https://' : `${kind}://`} like its first, got ${t.url}`);
+  });
+  const h = pool.healthCheck;
+  if (kind === 'http') {
+    if (pool.proxyProtocol !== 'off' && (pool.h2 || pool.client === 'undici')) {
+      issue(['proxyProtocol'], 'proxyProtocol on an HTTP pool needs the builtin HTTP/1.1 client (each client connection gets its own upstream connection); remove h2 and client: undici');
+    }
+    if (pool.onTargetDown !== 'keep') issue(['onTargetDown'], 'onTargetDown applies to tcp:// pools', 'key');
+    if (h !== undefined && (h.type ?? 'http') !== 'http') issue(['healthCheck', 'type'], `an HTTP pool checks its targets with type: http (a GET of path); "${h.type}" is for tcp:// pools`);
+    if (h !== undefined && h.path === undefined) issue(['healthCheck'], 'a health check of type http needs a path, such as /health');
+  } else {
+    const not = (key: string, why: string): void => issue([key], `"${key}" does not apply to a ${kind}:// pool: ${why}`, 'key');
+    if (pool.sticky !== undefined) not('sticky', 'cookie affinity is HTTP (ip-hash keeps a client on one target)');
+    if (pool.h2) not('h2', 'it carries bytes, not HTTP');
+    if (pool.client !== undefined) not('client', 'it carries bytes, not HTTP');
+    const t = pool.tls;
+    if (t.ca !== undefined || t.cert !== undefined || t.key !== undefined || t.serverName !== undefined || !t.verify) not('tls', 'waygate does not originate TLS to L4 targets (tls: passthrough forwards the client\'s own)');
+    if (kind === 'udp' && pool.proxyProtocol !== 'off') not('proxyProtocol', 'the PROXY protocol is sent on TCP connections');
+    if (kind === 'udp' && pool.onTargetDown !== 'keep') not('onTargetDown', 'a UDP session moves to another target with its next datagram');
+    if (h !== undefined) {
+      const type = h.type ?? (kind === 'udp' ? 'send-expect' : 'connect');
+      if (type === 'http') issue(['healthCheck', 'type'], `type: http is for HTTP pools; a ${kind}:// pool checks with ${kind === 'udp' ? 'send-expect' : 'connect or send-expect'}`);
+      if (kind === 'udp' && type === 'connect') issue(['healthCheck', 'type'], 'UDP has no connection to open: a udp:// pool checks with send-expect');
+      if (h.path !== undefined) issue(['healthCheck', 'path'], `"path" is for type: http checks; a ${type} check has none`, 'key');
+      if (type === 'send-expect' && h.expect === undefined) issue(['healthCheck'], 'a send-expect check needs expect: the text the reply must contain (and usually send)');
+      if (type === 'send-expect' && kind === 'udp' && (h.send ?? '') === '') issue(['healthCheck'], 'a UDP send-expect check needs send: a UDP target answers only what it is sent');
+      if (type === 'connect' && (h.send !== undefined || h.expect !== undefined)) issue(['healthCheck', 'type'], 'send and expect need type: send-expect');
+    }
+  }
+}
 
 // ---- routes ----
 
@@ -225,10 +285,12 @@ export const routeSchema = routeObject.superRefine(checkRoute).transform(toRoute
 // An empty "routes:" is null in YAML; treat it like an absent key.
 const orEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema);
 
-/** The schema of a whole routes file: `pools`, `routes` and `tests`, all optional. */
+/** The schema of a whole routes file: `pools`, `routes`, `tcpRoutes`, `udpRoutes` and `tests`, all optional. */
 export const routesFileSchema = strict({
   pools: orEmpty(z.record(name(), poolSchema).default({})),
   routes: orEmpty(z.array(routeSchema).default([])),
+  tcpRoutes: orEmpty(z.array(tcpRouteSchema).default([])),
+  udpRoutes: orEmpty(z.array(udpRouteSchema).default([])),
   tests: orEmpty(z.array(routeTestSchema).default([])),
 });
 

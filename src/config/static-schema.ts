@@ -1,7 +1,8 @@
 // waygate.yaml (SPEC §5): listeners and process-wide settings. Every key is optional, so
 // parsing `{}` yields the complete default configuration.
 import { z } from 'zod';
-import { int, nonEmpty, strict } from './fields.ts';
+import { int, name, nonEmpty, strict } from './fields.ts';
+import { HTTPS_LISTENER, tcpListenerSchema, udpListenerSchema } from './l4-schema.ts';
 import { ipRange, listenAddress } from './net-fields.ts';
 import { duration, size } from './units.ts';
 
@@ -30,6 +31,9 @@ export const staticConfigSchema = strict({
   listeners: strict({
     http: httpListenerSchema.prefault({}),
     https: httpsListenerSchema.prefault({}),
+    // SPEC §7: named L4 listeners; "https" is the shared HTTPS port's name in tcpRoutes.
+    tcp: z.record(name().refine((n) => n !== HTTPS_LISTENER, `"${HTTPS_LISTENER}" names the HTTPS listener in tcpRoutes; give this TCP listener another name`), tcpListenerSchema(listenAddress())).default({}),
+    udp: z.record(name(), udpListenerSchema(listenAddress())).default({}),
   }).prefault({}),
   admin: strict({
     address: listenAddress().prefault(DEFAULT_ADMIN),

@@ -17,7 +17,7 @@ import { PassiveHealth } from '../health/passive.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
 import type { Runtime } from '../runtime.ts';
-import { runRouteTests } from '../route/tests.ts';
+import { verifyRoutes } from '../route/tests.ts';
 import { buildRuntime, discoveryHosts, needsSecret, probeConfig, readPoolTls, targetList } from '../runtime.ts';
 import type { PoolTlsFiles } from '../runtime.ts';
 import type { CertStore } from '../server/tls/index.ts';
@@ -280,7 +280,7 @@ export class Gateway {
     const loaded = await loadRoutesDir(this.#config.routesDir, this.#env);
     if (!loaded.ok) return this.#rejectReload(at, loaded.errors.map((e: ConfigError) => formatConfigError(e)));
     // The routes files' own tests gate the swap like a syntax error (SPEC §3).
-    const failed = runRouteTests(loaded.value, this.#config.security.ambiguousPaths);
+    const failed = verifyRoutes(loaded.value, this.#config);
     if (failed.length > 0) return this.#rejectReload(at, failed);
     const version = this.#runtime.version + 1;
     try {

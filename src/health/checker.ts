@@ -8,7 +8,15 @@ import { HealthState } from './state.ts';
 
 /** A target's probe settings (the `healthCheck:` block of its pool, durations in ms). */
 export interface ProbeConfig {
+  /** http: GET `path`; connect: a TCP connection opens; send-expect: `send`, then the reply contains `expect` (SPEC §7). */
+  type: 'http' | 'connect' | 'send-expect';
   path: string;
+  /** send-expect: bytes written after connecting ("" sends nothing: a server that speaks first). */
+  send: string;
+  /** send-expect: text the reply must contain. */
+  expect: string | undefined;
+  /** The pool's `proxyProtocol`: a probe's connection starts with a LOCAL header (v2) or UNKNOWN (v1). */
+  proxyProtocol: 'off' | 'v1' | 'v2';
   interval: number;
   timeout: number;
   unhealthyAfter: number;

@@ -2,7 +2,8 @@
 // the pool, the upstream path, the status or Location of an answer — checked against a scratch
 // build of the routes, with no network. They run at --check, at start and before every reload;
 // a failing test rejects the routes like a syntax error.
-import { formatConfigError } from '../config/load.ts';
+import { checkListeners, formatConfigError } from '../config/load.ts';
+import type { StaticConfig } from '../config/schema.ts';
 import type { RoutesConfig } from '../config/load.ts';
 import { buildRuntime } from '../runtime.ts';
 import { normalizeHost } from '../router/host.ts';
@@ -10,6 +11,17 @@ import { normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import { TargetRegistry } from '../upstream/registry.ts';
+
+/**
+ * Everything a routes directory must pass beyond its schema before it serves (at --check, at
+ * start and before every reload): its L4 routes name listeners waygate.yaml has, and its tests
+ * pass. Returns one formatted error line per problem, empty when there is none.
+ */
+export function verifyRoutes(routes: RoutesConfig, config: StaticConfig): string[] {
+  const listenerErrors = checkListeners(routes, config).map(formatConfigError);
+  if (listenerErrors.length > 0) return listenerErrors;
+  return runRouteTests(routes, config.security.ambiguousPaths);
+}
 
 /**
  * Runs every test of `routes`; returns one formatted error line per failed expectation (empty
@@ -22,6 +34,8 @@ export function runRouteTests(routes: RoutesConfig, ambiguousPaths: AmbiguousPat
   const { runtime } = buildRuntime(routes, new TargetRegistry(), 0, 'route-tests');
   const errors: string[] = [];
   for (const t of routes.tests) {
+    // L4 tests (`connect:`) run against the L4 router: l4/tests.ts.
+    if (t.kind === 'connect') continue;
     const fail = (message: string): void => {
       errors.push(formatConfigError({ file: t.source.file, line: t.source.line, col: t.source.col, path: `tests[${t.source.index}]`, message }));
     };

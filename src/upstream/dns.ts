@@ -3,6 +3,7 @@
 // headless Services publish replicas. A failed lookup keeps the last good answer.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { originOf } from '../config/net-fields.ts';
 
 /** Resolves a host name to all its addresses (IPv4 and IPv6); rejects on failure. */
 export type Resolver = (host: string) => Promise<string[]>;
@@ -18,7 +19,7 @@ export function expandTarget(url: string, addresses: readonly string[]): string[
   return addresses.map((a) => {
     const v = new URL(url);
     v.hostname = isIP(a) === 6 ? `[${a}]` : a;
-    return v.origin;
+    return originOf(v);
   });
 }
 

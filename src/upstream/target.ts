@@ -2,6 +2,7 @@
 // through the methods here (ARCHITECTURE rule 3): in-flight through acquire()/release, health
 // through setHealthy() (driven by the health state machine).
 import { isIP } from 'node:net';
+import { originOf } from '../config/net-fields.ts';
 import type { ClientKind, UpstreamClient } from './client.ts';
 import { H1Pool } from './h1/pool.ts';
 import { UndiciClient } from './undici.ts';
@@ -28,6 +29,8 @@ export interface TargetConnectOptions {
   h2: boolean;
   /** The HTTP/1.1 client (an h2 pool is always served by undici). */
   client: ClientKind;
+  /** SPEC §7: a PROXY protocol header first on every upstream connection (builtin client only). */
+  proxyProtocol: 'off' | 'v1' | 'v2';
   /** A string that changes whenever any of the above does (computed once per pool build). */
   key: string;
 }
@@ -72,7 +75,7 @@ export class Target {
     this.pool = pool;
     this.url = url;
     const u = new URL(url);
-    this.origin = u.origin;
+    this.origin = originOf(u);
     const https = u.protocol === 'https:';
     this.endpoint = { https, host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port !== '' ? Number(u.port) : https ? 443 : 80 };
     this.weight = weight;

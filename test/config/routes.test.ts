@@ -91,13 +91,16 @@ describe('a valid routes file', () => {
       ],
       balance: 'least-connections',
       sticky: { cookie: 'shop_affinity', maxAge: 3_600_000, onDown: 'rebalance' },
-      healthCheck: { path: '/health', interval: 5000, timeout: 2000, unhealthyAfter: 3, healthyAfter: 2, expectStatus: [[200, 399]] },
+      healthCheck: { type: 'http', path: '/health', send: '', interval: 5000, timeout: 2000, unhealthyAfter: 3, healthyAfter: 2, expectStatus: [[200, 399]] },
       timeouts: { connect: 5000, response: 60_000, idle: 60_000 },
       retries: 2,
       discovery: 'dns',
       dnsRefresh: 10_000,
       tls: { ca: 'certs/internal-ca.pem', verify: true, serverName: 'api.internal' },
       h2: true,
+      proxyProtocol: 'off',
+      onTargetDown: 'keep',
+      kind: 'http',
     });
     expect(source).toEqual({ file: 'routes/shop.yaml', line: 2, col: 3, fileIndex: 0, index: 0 });
   });
@@ -112,6 +115,9 @@ describe('a valid routes file', () => {
       dnsRefresh: 10_000,
       tls: { verify: true },
       h2: false,
+      proxyProtocol: 'off',
+      onTargetDown: 'keep',
+      kind: 'http',
     });
     expect(source.line).toBe(25);
   });

@@ -11,6 +11,8 @@ const DEFAULTS: StaticConfig = {
   listeners: {
     http: { address: { host: '0.0.0.0', port: 8080 }, redirectToHttps: false, proxyProtocol: false },
     https: { address: { host: '0.0.0.0', port: 8443 }, minTlsVersion: 'TLSv1.2', hsts: false, proxyProtocol: false },
+    tcp: {},
+    udp: {},
   },
   admin: { address: { host: '127.0.0.1', port: 9901 } },
   routesDir: 'routes',
@@ -77,6 +79,8 @@ describe('waygate.yaml', () => {
       listeners: {
         http: { address: null, redirectToHttps: true, proxyProtocol: true },
         https: { address: { host: '::1', port: 0 }, minTlsVersion: 'TLSv1.3', hsts: true, proxyProtocol: true },
+        tcp: {},
+        udp: {},
       },
       admin: { address: { host: '0.0.0.0', port: 9902 } },
       routesDir: '/etc/waygate/routes',
