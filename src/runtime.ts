@@ -8,6 +8,10 @@ import { StickyPins } from './balance/sticky.ts';
 import type { RoutesConfig } from './config/load.ts';
 import type { PoolConfig } from './config/schema.ts';
 import type { ProbeConfig } from './health/checker.ts';
+import { L4Router } from './l4/router.ts';
+import type { L4RouteSpec } from './l4/router.ts';
+import { poolChooser } from './l4/route.ts';
+import type { TcpRoute, UdpRoute } from './l4/route.ts';
 import { compileAction } from './route/actions.ts';
 import type { RouteAction, RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
@@ -31,6 +35,9 @@ export interface CompiledRoute {
  * read by the listeners, the upgrade handler and /explain. */
 export interface Runtime {
   readonly router: Router<CompiledRoute>;
+  /** SPEC §7: tcpRoutes by listener (the shared HTTPS port is listener "https"), and udpRoutes. */
+  readonly tcp: L4Router<TcpRoute>;
+  readonly udp: L4Router<UdpRoute>;
   readonly version: number;
 }
 
@@ -127,6 +134,7 @@ function poolFromConfig(name: string, pc: PoolConfig, registry: TargetRegistry, 
     retryAfter: pc.healthCheck === undefined ? DEFAULT_RETRY_AFTER : Math.max(1, Math.ceil(pc.healthCheck.interval / 1000)),
     connect,
     h2: pc.h2,
+    onTargetDown: pc.onTargetDown,
   };
   const pool = new UpstreamPool(name, targets, POLICIES[pc.balance], settings, sticky);
   pool.balance = pc.balance;
@@ -184,5 +192,26 @@ export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, ver
       value: { name: r.name, action: compileAction(opts) },
     };
   });
-  return { runtime: { router: new Router(specs), version }, targets, pools };
+  const l4Order = routes.routes.length;
+  const poolsOf = (r: { kind: 'pool'; pool: string } | { kind: 'split'; split: { pool: string; weight: number }[] }): { list: UpstreamPool[]; weights: number[] } =>
+    r.kind === 'pool' ? { list: [pools.get(r.pool)!], weights: [1] } : { list: r.split.map((x) => pools.get(x.pool)!), weights: r.split.map((x) => x.weight) };
+  const tcpSpecs: L4RouteSpec<TcpRoute>[] = routes.tcpRoutes.map((r, i) => {
+    const { list, weights } = poolsOf(r);
+    const value: TcpRoute = {
+      kind: 'tcp', name: r.name, listener: r.listener, tls: r.tls, pools: list, weights, choosePool: poolChooser(list, weights),
+      idleTimeout: r.idleTimeout, halfCloseTimeout: r.halfCloseTimeout, maxConnections: r.limits.maxConnections, perClient: r.limits.perClient,
+    };
+    return { name: r.name, listener: r.listener, sni: r.match.sni, alpn: r.match.alpn, clientIp: r.match.clientIp, priority: r.priority, order: l4Order + i, value };
+  });
+  const udpSpecs: L4RouteSpec<UdpRoute>[] = routes.udpRoutes.map((r, i) => {
+    const { list, weights } = poolsOf(r);
+    const value: UdpRoute = { kind: 'udp', name: r.name, listener: r.listener, pools: list, weights, choosePool: poolChooser(list, weights) };
+    return { name: r.name, listener: r.listener, sni: [], alpn: [], clientIp: r.match.clientIp, priority: r.priority, order: i, value };
+  });
+  return { runtime: { router: new Router(specs), tcp: new L4Router(tcpSpecs), udp: new L4Router(udpSpecs), version }, targets, pools };
+}
+
+/** True when some tcpRoute terminates TLS (it needs the certificates of certsDir). */
+export function needsCertificates(routes: RoutesConfig): boolean {
+  return routes.tcpRoutes.some((r) => r.tls === 'terminate');
 }

@@ -4,6 +4,7 @@
 // two probes needs `Authorization: Bearer <WAYGATE_ADMIN_TOKEN>`.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
+import { isIP } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ListenAddress } from '../config/address.ts';
 
@@ -13,6 +14,16 @@ export interface ExplainQuery {
   method: string;
   headers: [string, string][];
   cookies: [string, string][];
+  /** SPEC §7: `?listener=edge&sni=…&alpn=h2&clientIp=…` asks about an L4 connection instead (url is then ""). */
+  l4?: ExplainConnection;
+}
+
+/** The L4 half of GET /explain: a connection to a listener. */
+export interface ExplainConnection {
+  listener: string;
+  sni: string | undefined;
+  alpn: string[];
+  clientIp: string;
 }
 
 /** What the admin endpoints read from the gateway (or from a cluster of them). */
@@ -70,8 +81,17 @@ function authorized(req: IncomingMessage, token: string): boolean {
 
 /** Parses the query of GET /explain; returns an error message for bad input. */
 export function parseExplainQuery(search: URLSearchParams): ExplainQuery | string {
+  const listener = search.get('listener');
+  if (listener !== null) {
+    if (listener === '') return 'expected ?listener=NAME (a listeners.tcp or listeners.udp name, or https)';
+    const clientIp = search.get('clientIp') ?? '127.0.0.1';
+    if (isIP(clientIp) === 0) return `expected clientIp=an IP address, got ${JSON.stringify(clientIp)}`;
+    const sni = search.get('sni');
+    const alpn = search.getAll('alpn').flatMap((a) => a.split(',')).map((a) => a.trim()).filter((a) => a !== '');
+    return { url: '', method: '', headers: [], cookies: [], l4: { listener, sni: sni === null || sni === '' ? undefined : sni.toLowerCase(), alpn, clientIp } };
+  }
   const url = search.get('url');
-  if (url === null || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) return 'expected ?url=http(s)://host/path';
+  if (url === null || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) return 'expected ?url=http(s)://host/path, or ?listener=NAME for an L4 connection';
   const pairs = (key: string, sep: string): [string, string][] | string => {
     const out: [string, string][] = [];
     for (const v of search.getAll(key)) {

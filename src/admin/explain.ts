@@ -6,13 +6,14 @@ import { AMBIGUOUS_PATH, normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import type { Runtime } from '../runtime.ts';
-import type { ExplainQuery } from './admin.ts';
+import type { ExplainConnection, ExplainQuery } from './admin.ts';
 
 /**
  * Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400).
  * `ambiguousPaths`: waygate.yaml `security.ambiguousPaths`, so a refused path is reported as such.
  */
 export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths: AmbiguousPaths = 'reject'): Record<string, unknown> {
+  if (q.l4 !== undefined) return explainConnection(runtime, q.l4);
   const url = new URL(q.url);
   const host = normalizeHost(url.host);
   if (host === undefined) throw new Error(`invalid host in ${q.url}`);
@@ -67,4 +68,31 @@ export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths
     return { pool: pool.name, weight: action.weights[i], target, why, skipped };
   });
   return { ...out, action: action.pools.length > 1 ? 'split' : 'forward', upstreamPath: query === '' ? upstreamPath : `${upstreamPath}?${query}`, pools };
+}
+
+/**
+ * SPEC §7: what the L4 router and the balancers would do with a connection to `q.listener` —
+ * the route chosen, every other route and why not, the TLS mode, the pool and the target.
+ */
+export function explainConnection(runtime: Runtime, q: ExplainConnection): Record<string, unknown> {
+  const udp = runtime.udp.hasRoutes(q.listener);
+  const router = udp ? runtime.udp : runtime.tcp;
+  const query = { sni: udp ? undefined : q.sni, alpn: udp ? [] : q.alpn, clientIp: q.clientIp };
+  const { match, rejected } = router.explain(q.listener, query);
+  const out: Record<string, unknown> = {
+    connection: { listener: q.listener, transport: udp ? 'udp' : 'tcp', sni: query.sni ?? null, alpn: query.alpn, clientIp: q.clientIp },
+    peeks: !udp && runtime.tcp.needsHello(q.listener),
+    route: match?.name ?? null,
+    rejected,
+  };
+  if (!udp && !runtime.tcp.hasRoutes(q.listener)) out.note = `no tcpRoute or udpRoute names listener "${q.listener}"`;
+  if (match === undefined) return { ...out, result: q.listener === 'https' ? 'served as HTTPS (no tcpRoute claims it)' : 'closed: no route' };
+  const route = match.value;
+  const pools = route.pools.map((pool, i) => {
+    const skipped = pool.targets.filter((t) => !t.available).map((t) => ({ url: t.url, reason: t.ejected ? 'passively ejected' : 'failing health checks' }));
+    const t = pool.preview({ clientIp: q.clientIp });
+    const why = t === undefined ? 'no available target: the connection is closed (no_healthy_upstream)' : `${pool.balance}${pool.balance === 'ip-hash' ? ` of client ${q.clientIp}` : ''}`;
+    return { pool: pool.name, weight: route.weights[i], target: t?.url ?? null, why, skipped };
+  });
+  return { ...out, ...(route.kind === 'tcp' ? { tls: route.tls, sniMatch: match.sni } : {}), action: route.pools.length > 1 ? 'split' : 'forward', pools };
 }

@@ -62,7 +62,7 @@ export class ClusterPrimary implements AdminSource {
   readonly #calls = new WorkerCalls((worker, m) => this.#send(worker, m));
   readonly #metrics: ClusterMetrics;
   #admin: Server | undefined;
-  #addresses: BoundAddresses = { http: null, https: null, admin: null };
+  #addresses: BoundAddresses = { http: null, https: null, admin: null, tcp: {}, udp: {} };
   #addressesKnown = false;
   #closing: Promise<void> | undefined;
   #reloading: Promise<{ ok: boolean } & Record<string, unknown>> | undefined;
@@ -173,6 +173,8 @@ export class ClusterPrimary implements AdminSource {
       this.#addressesKnown = true;
       this.#addresses.http = addresses.http;
       this.#addresses.https = addresses.https;
+      this.#addresses.tcp = addresses.tcp;
+      this.#addresses.udp = addresses.udp;
     } else if (addresses.http !== this.#addresses.http || addresses.https !== this.#addresses.https) {
       // node:cluster binds each listener once in the primary and shares it, so this means a bug.
       this.#o.log.error({ worker: worker.id, addresses, expected: this.#addresses }, 'worker bound different addresses than its siblings');

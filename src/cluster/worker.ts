@@ -62,7 +62,7 @@ export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
     // The primary owns the admin API; a worker binds only the public listeners.
     const config: StaticConfig = { ...m.config, admin: { ...m.config.admin, address: null } };
     try {
-      const g = await Gateway.start({ config, routes, log, access, env });
+      const g = await Gateway.start({ config, routes, log, access, env, shared: true });
       gateway = g;
       if (draining) {
         await g.close();

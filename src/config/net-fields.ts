@@ -40,7 +40,7 @@ function targetUrlProblem(s: string): string | undefined {
   if (url.hostname === '') return `a target URL needs a host, got ${got}`;
   if ((url.protocol === 'tcp:' || url.protocol === 'udp:') && url.port === '') return `a ${url.protocol.slice(0, -1)}:// target needs a port, such as ${url.protocol}//10.0.0.21:5432, got ${got}`;
   if (url.username !== '' || url.password !== '') return `a target URL cannot carry user info, got ${got}`;
-  if (url.pathname !== '/' || s.includes('?') || s.includes('#')) {
+  if ((url.pathname !== '/' && url.pathname !== '') || s.includes('?') || s.includes('#')) {
     return `a target URL is scheme://host[:port] only, without path, query or fragment (rewrite paths on the route with stripPrefix/rewritePath), got ${got}`;
   }
   return undefined;

@@ -18,7 +18,7 @@ import type { AccessLogger, Logger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
 import type { Runtime } from '../runtime.ts';
 import { verifyRoutes } from '../route/tests.ts';
-import { buildRuntime, discoveryHosts, needsSecret, probeConfig, readPoolTls, targetList } from '../runtime.ts';
+import { buildRuntime, discoveryHosts, needsCertificates, needsSecret, probeConfig, readPoolTls, targetList } from '../runtime.ts';
 import type { PoolTlsFiles } from '../runtime.ts';
 import type { CertStore } from '../server/tls/index.ts';
 import { watchCertsDir } from '../server/tls/index.ts';
@@ -29,6 +29,7 @@ import { TargetRegistry } from '../upstream/registry.ts';
 import type { Target } from '../upstream/target.ts';
 import { GatewayCerts } from './certs.ts';
 import { Listeners } from './listeners.ts';
+import { L4Listeners } from '../l4/listeners.ts';
 import type { BoundAddresses } from './listeners.ts';
 import { gatewayStatus } from './status.ts';
 import type { LastReload } from './status.ts';
@@ -46,6 +47,8 @@ export interface GatewayOptions {
   watchRoutes?: boolean;
   /** How `discovery: dns` resolves names (the system resolver by default). */
   resolver?: Resolver;
+  /** This process is one of several cluster workers binding the same addresses (UDP listeners share theirs). */
+  shared?: boolean;
 }
 
 /** The outcome of a reload. */
@@ -66,6 +69,7 @@ export class Gateway {
   #poolTls: PoolTlsFiles = new Map();
   readonly #certs: GatewayCerts;
   readonly #listeners: Listeners;
+  readonly #l4: L4Listeners;
   #routesWatch: { close(): void } | undefined;
   #runtime!: Runtime;
   #pools = new Map<string, UpstreamPool>();
@@ -88,9 +92,20 @@ export class Gateway {
     this.#checker = new HealthChecker<Target>((target, healthy, reason) => {
       // Every flip of the active verdict is logged; the gauge follows availability.
       this.#log[healthy ? 'info' : 'warn']({ pool: target.pool, target: target.url, reason }, healthy ? 'target passed health checks' : 'target failed health checks');
-      if (target.setActiveHealth(healthy)) this.#metrics.targetHealth(target.pool, target.url, target.available);
+      if (target.setActiveHealth(healthy)) {
+        this.#metrics.targetHealth(target.pool, target.url, target.available);
+        if (!target.available) this.#targetDown(target);
+      }
     });
     this.#certs = new GatewayCerts(o.config.certsDir, { minVersion: o.config.listeners.https.minTlsVersion }, o.log);
+    this.#l4 = new L4Listeners(o.config, {
+      log: o.log,
+      access: o.access,
+      metrics: this.#metrics,
+      runtime: () => this.#runtime,
+      certs: this.#certs,
+      attempted: (pool, target, err) => this.#attempted(pool, target, err),
+    }, o.shared ?? false);
     this.#listeners = new Listeners({
       config: o.config,
       log: o.log,
@@ -101,6 +116,7 @@ export class Gateway {
       runtime: () => this.#runtime,
       attempted: (pool, target, err) => this.#attempted(pool, target, err),
       adminSource: () => this.adminSource(),
+      httpsFront: (server) => this.#l4.httpsFront(server as never, o.config.timeouts.clientHeader),
     });
   }
 
@@ -111,7 +127,10 @@ export class Gateway {
     await g.#dns.sync(discoveryHosts(o.routes));
     g.#install(o.routes, 1, await readPoolTls(o.routes), true);
     try {
+      // tls: terminate needs the certificates even when the HTTPS listener is off.
+      if (needsCertificates(o.routes) && o.config.listeners.https.address === null) await g.#certs.first();
       await g.#listeners.listen();
+      await g.#l4.listen();
     } catch (err) {
       await g.close(0);
       throw err;
@@ -133,7 +152,7 @@ export class Gateway {
 
   /** The bound listener addresses. */
   get addresses(): BoundAddresses {
-    return this.#listeners.addresses;
+    return { ...this.#listeners.addresses, tcp: this.#l4.addresses.tcp, udp: this.#l4.addresses.udp };
   }
 
   /** The routing table in force. */
@@ -200,6 +219,13 @@ export class Gateway {
   #availabilityChanged(target: Target, available: boolean, reason: string): void {
     this.#log[available ? 'info' : 'warn']({ pool: target.pool, target: target.url, reason }, available ? 'target readmitted' : 'target ejected');
     this.#metrics.targetHealth(target.pool, target.url, available);
+    if (!available) this.#targetDown(target);
+  }
+
+  /** SPEC §7 onTargetDown: close lets no connection stay on a target that was taken out. */
+  #targetDown(target: Target): void {
+    const pool = this.#pools.get(target.pool);
+    if (pool !== undefined && pool.settings.onTargetDown === 'close') this.#l4.targetDown(target, true);
   }
 
   /** Feeds one finished upstream attempt to the metrics and to passive health. */
@@ -284,6 +310,7 @@ export class Gateway {
     if (failed.length > 0) return this.#rejectReload(at, failed);
     const version = this.#runtime.version + 1;
     try {
+      if (needsCertificates(loaded.value) && this.#certs.store.size === 0) await this.#certs.first();
       await this.#ensureSecret(loaded.value);
       await this.#dns.sync(discoveryHosts(loaded.value));
       this.#install(loaded.value, version, await readPoolTls(loaded.value));
@@ -315,7 +342,7 @@ export class Gateway {
     this.#certs.close();
     this.#routesWatch?.close();
     const probesStopped = this.#checker.stop();
-    await this.#listeners.closePublic(graceMs);
+    await Promise.all([this.#listeners.closePublic(graceMs), this.#l4.drain(graceMs)]);
     await probesStopped;
     await this.#listeners.closeAdmin();
     await this.#registry.closeAll();

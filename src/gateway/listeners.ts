@@ -29,6 +29,9 @@ export interface BoundAddresses {
   http: string | null;
   https: string | null;
   admin: string | null;
+  /** SPEC §7: the L4 listeners by name. */
+  tcp: Record<string, string>;
+  udp: Record<string, string>;
 }
 
 /** What the listeners need from the gateway that owns them. */
@@ -45,6 +48,8 @@ export interface ListenerWiring {
   readonly attempted: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
   /** What the admin API reads. */
   readonly adminSource: () => AdminSource;
+  /** The front of the HTTPS port that passes through tcpRoutes' names (l4/listeners.ts). */
+  readonly httpsFront: (server: Http2SecureServer) => NetServer;
 }
 
 /** A gateway's listeners, from binding to the drain. */
@@ -53,7 +58,7 @@ export class Listeners {
   readonly #servers: { server: Server | Http2SecureServer; tracked?: TrackedConnections; front?: NetServer }[] = [];
   #admin: Server | undefined;
   /** The bound listener addresses, filled in as each one binds. */
-  readonly addresses: BoundAddresses = { http: null, https: null, admin: null };
+  readonly addresses: BoundAddresses = { http: null, https: null, admin: null, tcp: {}, udp: {} };
 
   constructor(w: ListenerWiring) {
     this.#w = w;
@@ -99,12 +104,17 @@ export class Listeners {
    * Binds a public listener, behind a PROXY protocol front when the listener asks for one (a
    * connection without a valid header is then closed); returns the bound "host:port".
    */
-  async #bind(server: Server | Http2SecureServer, addr: ListenAddress, proxyProtocol: boolean, tracked: TrackedConnections | undefined): Promise<string> {
-    if (!proxyProtocol) {
+  async #bind(server: Server | Http2SecureServer, addr: ListenAddress, proxyProtocol: boolean, tracked: TrackedConnections | undefined, l4Front?: NetServer): Promise<string> {
+    if (!proxyProtocol && l4Front === undefined) {
       this.#servers.push({ server, tracked });
       return listen(server, addr);
     }
-    const front = proxyProtocolFront(server, {
+    if (!proxyProtocol) {
+      l4Front!.maxConnections = this.#w.config.limits.maxConnections;
+      this.#servers.push({ server, tracked, front: l4Front });
+      return listen(l4Front!, addr);
+    }
+    const front = proxyProtocolFront(l4Front ?? server, {
       timeout: this.#w.config.timeouts.clientHeader,
       // A balancer's TCP health check (connect, close) lands here too: debug, not warn.
       onReject: (reason, remote) => this.#w.log.debug({ remote, reason }, 'PROXY protocol header rejected'),
@@ -128,7 +138,9 @@ export class Listeners {
       const httpsOptions = {
         ...this.#handlerOptions('https'),
         // 421 only when both names pick a certificate and they differ (RFC 9110 §15.5.20).
-        misdirected: (sni: string | undefined, host: string) => sni !== undefined && host !== '' && store.certFor(sni) !== store.certFor(host),
+        // SPEC §7: and a name tcpRoutes pass through on this port is never served as HTTP here.
+        misdirected: (sni: string | undefined, host: string) =>
+          (sni !== undefined && host !== '' && store.certFor(sni) !== store.certFor(host)) || (host !== '' && this.#w.runtime().tcp.claimsName('https', host)),
         hsts: l.https.hsts ? 'max-age=31536000' : undefined,
       };
       const handler = createHandler(httpsOptions);
@@ -143,7 +155,7 @@ export class Listeners {
       // Upgraded TLS sockets are already in tracked.sockets, which shutdown destroys at its deadline.
       server.on('upgrade', createUpgradeHandler({ ...httpsOptions, tunnels: tracked.sockets }));
       this.#countConnections(server, 'https');
-      this.addresses.https = await this.#bind(server, l.https.address, l.https.proxyProtocol, tracked);
+      this.addresses.https = await this.#bind(server, l.https.address, l.https.proxyProtocol, tracked, this.#w.httpsFront(server));
       httpsPort = Number(this.addresses.https.split(':').pop());
       certs.watch();
     }

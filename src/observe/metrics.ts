@@ -34,6 +34,13 @@ export class Metrics {
   readonly #healthy: Gauge<'pool' | 'target'>;
   readonly #connections: Gauge<'listener'>;
   readonly #reloads: Counter<'result'>;
+  // SPEC §7: L4. Connections end far less often than requests, so the key strings are fine here.
+  readonly #tcpConnections: CounterFamily;
+  readonly #tcpBytes: CounterFamily;
+  readonly #tcpDuration: HistogramFamily;
+  readonly #tcpOpen: Gauge<'listener' | 'route'>;
+  readonly #udpSessions: Gauge<'listener' | 'route'>;
+  readonly #l4Series = new Map<string, CounterSeries | HistogramSeries>();
   // Series resolved once per label set, looked up by the names as given (no key strings built
   // per request): route → pool → series, and pool → target → outcome → series.
   readonly #byRoute = new Map<string, Map<string, RouteSeries>>();
@@ -65,6 +72,16 @@ export class Metrics {
     });
     this.#connections = new Gauge({ name: 'waygate_open_connections', help: 'Open client connections per listener.', labelNames: ['listener'], registers });
     this.#reloads = new Counter({ name: 'waygate_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'], registers });
+    this.#tcpConnections = new CounterFamily('waygate_tcp_connections_total', 'TCP connections ended, by listener, route, pool and termination.');
+    this.#tcpBytes = new CounterFamily('waygate_tcp_bytes_total', 'Bytes relayed by TCP routes; direction in = from the client.');
+    this.#tcpDuration = new HistogramFamily(
+      'waygate_tcp_connection_duration_seconds',
+      'Lifetime of TCP connections, by route and pool.',
+      [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
+    );
+    for (const f of [this.#tcpConnections, this.#tcpBytes, this.#tcpDuration]) this.registry.registerMetric(f as unknown as Metric);
+    this.#tcpOpen = new Gauge({ name: 'waygate_tcp_open_connections', help: 'Open TCP connections per listener and route.', labelNames: ['listener', 'route'], registers });
+    this.#udpSessions = new Gauge({ name: 'waygate_udp_sessions', help: 'UDP sessions (client addresses bound to a target) per listener and route.', labelNames: ['listener', 'route'], registers });
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'failure' }, 0);
     this.syncTargets(targets());
@@ -118,6 +135,34 @@ export class Metrics {
   /** Adds `delta` to the open-connection gauge of a listener. */
   connections(listener: string, delta: number): void {
     this.#connections.labels(listener).inc(delta);
+  }
+
+  /** Adds `delta` to the open TCP connections of a route. */
+  tcpOpen(listener: string, route: string, delta: number): void {
+    this.#tcpOpen.labels(listener, route).inc(delta);
+  }
+
+  /** Counts one ended TCP connection, its bytes and its lifetime. */
+  tcpEnded(listener: string, route: string, pool: string, termination: string, bytesIn: number, bytesOut: number, seconds: number): void {
+    const key = (kind: string, ...labels: string[]): string => kind + '\u0000' + labels.join('\u0000');
+    const counter = (family: CounterFamily, k: string, labels: Record<string, string>): CounterSeries => {
+      let c = this.#l4Series.get(k) as CounterSeries | undefined;
+      if (c === undefined) this.#l4Series.set(k, (c = family.series(labels)));
+      return c;
+    };
+    counter(this.#tcpConnections, key('c', listener, route, pool, termination), { listener, route, pool, termination }).value++;
+    if (route === '') return;
+    counter(this.#tcpBytes, key('b', route, pool, 'in'), { route, pool, direction: 'in' }).value += bytesIn;
+    counter(this.#tcpBytes, key('b', route, pool, 'out'), { route, pool, direction: 'out' }).value += bytesOut;
+    const hk = key('d', route, pool);
+    let h = this.#l4Series.get(hk) as HistogramSeries | undefined;
+    if (h === undefined) this.#l4Series.set(hk, (h = this.#tcpDuration.series({ route, pool })));
+    h.observe(seconds);
+  }
+
+  /** Adds `delta` to the UDP sessions of a route. */
+  udpSessions(listener: string, route: string, delta: number): void {
+    this.#udpSessions.labels(listener, route).inc(delta);
   }
 
   /** Counts a reload. */

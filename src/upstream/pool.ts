@@ -19,6 +19,8 @@ export interface PoolSettings {
   connect: TargetConnectOptions;
   /** The pool speaks HTTP/2 to its targets (`h2: true`). */
   h2: boolean;
+  /** tcp:// pools: close the connections to a target health checks evict (`close`) or let them run (`keep`). */
+  onTargetDown: 'keep' | 'close';
 }
 
 /** A named pool of targets with its balancing policy. */
