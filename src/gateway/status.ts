@@ -35,6 +35,13 @@ export function gatewayStatus(v: StatusView): Record<string, unknown> {
     listeners: v.listeners,
     config: { version: v.runtime.version, routesDir: v.routesDir, lastReload: v.lastReload ?? null },
     routes: v.runtime.router.size,
+    // SPEC §7: the L4 routes by listener, as the routers hold them.
+    tcpRoutes: [...Object.keys(v.listeners.tcp), 'https'].flatMap((l) => v.runtime.tcp.routesOf(l)).map((r) => ({
+      name: r.name, listener: r.listener, sni: r.sni, alpn: r.alpn, clientIp: r.clientIp, priority: r.priority, tls: r.value.tls, pools: r.value.pools.map((p) => p.name),
+    })),
+    udpRoutes: Object.keys(v.listeners.udp).flatMap((l) => v.runtime.udp.routesOf(l)).map((r) => ({
+      name: r.name, listener: r.listener, clientIp: r.clientIp, priority: r.priority, pools: r.value.pools.map((p) => p.name),
+    })),
     pools: [...v.pools].map((p) => ({
       name: p.name,
       balance: p.balance,

@@ -3,9 +3,11 @@
 // build of the routes, with no network. They run at --check, at start and before every reload;
 // a failing test rejects the routes like a syntax error.
 import { checkListeners, formatConfigError } from '../config/load.ts';
-import type { StaticConfig } from '../config/schema.ts';
+import type { ConnectTestConfig, StaticConfig } from '../config/schema.ts';
+import { isIP } from 'node:net';
 import type { RoutesConfig } from '../config/load.ts';
 import { buildRuntime } from '../runtime.ts';
+import type { Runtime } from '../runtime.ts';
 import { normalizeHost } from '../router/host.ts';
 import { normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
@@ -34,11 +36,13 @@ export function runRouteTests(routes: RoutesConfig, ambiguousPaths: AmbiguousPat
   const { runtime } = buildRuntime(routes, new TargetRegistry(), 0, 'route-tests');
   const errors: string[] = [];
   for (const t of routes.tests) {
-    // L4 tests (`connect:`) run against the L4 router: l4/tests.ts.
-    if (t.kind === 'connect') continue;
     const fail = (message: string): void => {
       errors.push(formatConfigError({ file: t.source.file, line: t.source.line, col: t.source.col, path: `tests[${t.source.index}]`, message }));
     };
+    if (t.kind === 'connect') {
+      runConnectTest(runtime, t, fail);
+      continue;
+    }
     const url = new URL(t.request.url);
     const host = normalizeHost(url.host) ?? '';
     // As written: `new URL` resolves %2e%2e and turns '\' into '/', which the listener does not.
@@ -85,4 +89,26 @@ export function runRouteTests(routes: RoutesConfig, ambiguousPaths: AmbiguousPat
     if (e.host !== undefined && host !== e.host.toLowerCase()) fail(`expected host "${e.host}", got "${host}"`);
   }
   return errors;
+}
+
+/**
+ * SPEC §7 `connect:` tests: "tls://NAME" is a ClientHello with that SNI (and the test's alpn),
+ * "tcp://HOST" and "udp://HOST" send none; the route and pool are those the L4 router picks.
+ */
+function runConnectTest(runtime: Runtime, t: ConnectTestConfig, fail: (message: string) => void): void {
+  const udp = t.connect.scheme === 'udp';
+  const router = udp ? runtime.udp : runtime.tcp;
+  const tls = t.connect.scheme === 'tls';
+  // A plain TCP client sends no hello: on a listener that peeks, it gets no SNI and no ALPN.
+  const host = t.connect.host.replace(/^\[|\]$/g, '');
+  const query = { sni: tls && isIP(host) === 0 ? host : undefined, alpn: tls ? t.alpn : [], clientIp: t.clientIp };
+  const match = router.match(t.listener, query);
+  const got = match?.name;
+  const e = t.expect;
+  if (e.route === null && got !== undefined) fail(`expected the connection to be closed (no route), got route "${got}"`);
+  if (typeof e.route === 'string' && got !== e.route) fail(`expected route "${e.route}", got ${got === undefined ? 'no route: the connection is closed' : `"${got}"`}`);
+  if (e.pool !== undefined) {
+    const pools = match?.value.pools.map((p) => p.name) ?? [];
+    if (!pools.includes(e.pool)) fail(`expected pool "${e.pool}", got ${pools.length === 0 ? 'no route' : pools.map((p) => `"${p}"`).join(' or ')}`);
+  }
 }
