@@ -49,7 +49,7 @@ function yamlBlocks(file: string, md: string): YamlBlock[] {
   return blocks;
 }
 
-const ROUTES_KEYS = new Set(['pools', 'routes', 'tests']);
+const ROUTES_KEYS = new Set(['pools', 'routes', 'tcpRoutes', 'udpRoutes', 'tests']);
 
 /**
  * A block is a routes file when it has a routes-file key (pools, routes, tests) or nothing at all,
