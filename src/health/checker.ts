@@ -1,8 +1,10 @@
 // Active health checking: one probe loop per target (probe, await, schedule the next), each loop
 // feeding a HealthState and reporting only flips (ARCHITECTURE rule 4). Collaborators are injected
 // (rule 9): the checker never learns what a pool, a metric or a logger is; the caller turns flips
-// into Target.setHealthy(), log lines and gauges.
+// into Target.setHealthy(), log lines and gauges. `type` picks the probe: an HTTP GET (probe.ts)
+// or a connect / send-expect check of a tcp:// or udp:// target (probe-l4.ts).
 import { probe } from './probe.ts';
+import { probeL4 } from './probe-l4.ts';
 import type { ProbeResult, ProbeTls, StatusRange } from './probe.ts';
 import { HealthState } from './state.ts';
 
@@ -159,9 +161,10 @@ export class HealthChecker<T extends CheckedTarget> {
     const old = loop.config;
     loop.config = config;
     loop.state.setThresholds(config);
-    // Path, timeout, statuses and TLS are read at the next probe. A pending wait computed from the
-    // old interval is shortened when the new one is shorter, so a reload from 1m to 5s does not
-    // wait out the minute; a longer interval takes effect after the pending probe.
+    // Type, path, send/expect, PROXY header, timeout, statuses and TLS are read at the next
+    // probe. A pending wait computed from the old interval is shortened when the new one is
+    // shorter, so a reload from 1m to 5s does not wait out the minute; a longer interval takes
+    // effect after the pending probe.
     if (config.interval < old.interval && loop.timer !== undefined) {
       const delay = nextProbeDelay(config.interval, this.#random);
       if (Date.now() + delay < loop.dueAt) {
@@ -204,7 +207,7 @@ export class HealthChecker<T extends CheckedTarget> {
     const config = loop.config;
     const started = Date.now();
     const abort = new AbortController();
-    const pending = probe(loop.target.origin, config, config.tls, abort.signal);
+    const pending = probeOnce(loop.target.origin, config, abort.signal);
     loop.abort = abort;
     loop.inFlight = pending;
     const result = await pending;
@@ -224,6 +227,13 @@ export class HealthChecker<T extends CheckedTarget> {
     this.#onProbe?.(loop.target, result);
     if (flipped) this.#onChange(loop.target, loop.state.healthy, flipReason(loop.state.streak, result));
   }
+}
+
+// One probe of the kind the config names: an HTTP GET, or a TCP/UDP check of an L4 target.
+function probeOnce(origin: string, config: ProbeConfig, signal: AbortSignal): Promise<ProbeResult> {
+  const type = config.type;
+  if (type === 'http') return probe(origin, config, config.tls, signal);
+  return probeL4(origin, { type, send: config.send, expect: config.expect, proxyProtocol: config.proxyProtocol, timeout: config.timeout }, signal);
 }
 
 // "3 consecutive failures: status 503 not in 200-399" / "2 consecutive successes": the count says

@@ -1,11 +1,17 @@
 // One active health probe: a GET over a fresh connection, judged by status code only (like
 // HAProxy `http-check expect status` and Caddy `expect_status`). A fresh connection (`agent: false`,
 // `connection: close`) means a probe proves the target accepts connections now, never rides on a
-// pooled socket of proxied traffic, and leaves nothing open once it has settled.
+// pooled socket of proxied traffic, and leaves nothing open once it has settled. A pool that
+// speaks the PROXY protocol to its targets gets the header of waygate's own connections (v2 LOCAL,
+// v1 UNKNOWN) first, on a socket the probe connects itself.
 import { request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { proxyHeader } from '../l4/proxy-header.ts';
+import type { ProxyVersion } from '../l4/proxy-header.ts';
 
 /** An inclusive range of acceptable status codes, e.g. [200, 399]. */
 export type StatusRange = [lo: number, hi: number];
@@ -18,6 +24,8 @@ export interface ProbeRequest {
   timeout: number;
   /** The response status must fall in one of these inclusive ranges. */
   expectStatus: readonly StatusRange[];
+  /** The pool's `proxyProtocol` (default off): v1/v2 write the LOCAL/UNKNOWN header before the request (before TLS for https). */
+  proxyProtocol?: ProxyVersion;
 }
 
 /** TLS settings for https:// targets. */
@@ -74,7 +82,8 @@ export function probe(origin: string, cfg: ProbeRequest, tls?: ProbeTls, signal?
     }
 
     let phase: 'connect' | 'tls' | 'request' = 'connect';
-    let socket: Socket | undefined;
+    // Every socket of this probe: the request's, and under it the raw one a PROXY header went on.
+    const sockets: Socket[] = [];
     let req: ClientRequest | undefined;
     // Decided as soon as headers arrive; draining the body afterwards cannot change it.
     let verdict: ProbeResult | undefined;
@@ -86,10 +95,9 @@ export function probe(origin: string, cfg: ProbeRequest, tls?: ProbeTls, signal?
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       req?.destroy();
-      socket?.destroy();
-      // Resolve only once the socket has closed, so a settled probe has left no socket behind.
-      if (socket === undefined || socket.closed) resolve(result);
-      else socket.once('close', () => resolve(result));
+      for (const s of sockets) s.destroy();
+      // Resolve only once the sockets have closed, so a settled probe has left no socket behind.
+      void Promise.all(sockets.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r))))).then(() => resolve(result));
     };
     const onAbort = (): void => finish(verdict ?? { ok: false, reason: 'aborted' });
 
@@ -98,11 +106,13 @@ export function probe(origin: string, cfg: ProbeRequest, tls?: ProbeTls, signal?
     timer.unref();
     signal?.addEventListener('abort', onAbort, { once: true });
 
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
     const options: RequestOptions & ProbeTls = {
       method: 'GET',
       // URL keeps IPv6 literals bracketed; the socket layer wants them bare.
-      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: url.port === '' ? undefined : Number(url.port),
+      hostname,
+      port,
       path: cfg.path,
       headers: { 'user-agent': PROBE_USER_AGENT, accept: '*/*', connection: 'close' },
       agent: false,
@@ -115,35 +125,72 @@ export function probe(origin: string, cfg: ProbeRequest, tls?: ProbeTls, signal?
       if (tls.key !== undefined) options.key = tls.key;
     }
 
-    try {
-      req = (secure ? httpsRequest : httpRequest)(options);
-    } catch (err) {
-      // Synchronous refusals: a path with characters that cannot go on the wire, a bad port.
-      finish({ ok: false, reason: `invalid request: ${(err as Error).message}` });
-      return;
-    }
-    req.on('socket', (s: Socket) => {
-      socket = s;
-      s.once('connect', () => {
-        if (phase === 'connect') phase = secure ? 'tls' : 'request';
+    const send = (): void => {
+      try {
+        req = (secure ? httpsRequest : httpRequest)(options);
+      } catch (err) {
+        // Synchronous refusals: a path with characters that cannot go on the wire, a bad port.
+        finish({ ok: false, reason: `invalid request: ${(err as Error).message}` });
+        return;
+      }
+      req.on('socket', (s: Socket) => {
+        if (!sockets.includes(s)) sockets.push(s);
+        s.once('connect', () => {
+          if (phase === 'connect') phase = secure ? 'tls' : 'request';
+        });
+        if (secure) s.once('secureConnect', () => (phase = 'request'));
       });
-      if (secure) s.once('secureConnect', () => (phase = 'request'));
-    });
-    req.on('error', (err: NodeJS.ErrnoException) => finish(verdict ?? { ok: false, reason: describeError(err, phase) }));
-    req.on('response', (res: IncomingMessage) => {
-      const status = res.statusCode ?? 0;
-      verdict = judge(status, cfg.expectStatus);
-      let read = 0;
-      const done = (): void => finish(verdict!);
-      res.on('data', (chunk: Buffer) => {
-        read += chunk.length;
-        if (read > MAX_BODY_BYTES) done();
+      req.on('error', (err: NodeJS.ErrnoException) => finish(verdict ?? { ok: false, reason: describeError(err, phase) }));
+      req.on('response', (res: IncomingMessage) => {
+        const status = res.statusCode ?? 0;
+        verdict = judge(status, cfg.expectStatus);
+        let read = 0;
+        const done = (): void => finish(verdict!);
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_BODY_BYTES) done();
+        });
+        res.on('end', done);
+        res.on('error', done);
+        res.on('close', done);
       });
-      res.on('end', done);
-      res.on('error', done);
-      res.on('close', done);
+      req.end();
+    };
+
+    const version = cfg.proxyProtocol ?? 'off';
+    if (version === 'off') return send();
+
+    // PROXY protocol: connect, write the header, and only then start TLS or the request on that
+    // socket (`createConnection` with no agent), so the header is the first byte the target reads.
+    const raw = netConnect({ host: hostname, port });
+    sockets.push(raw);
+    raw.on('error', (err: NodeJS.ErrnoException) => finish(verdict ?? { ok: false, reason: describeError(err, phase) }));
+    raw.once('connect', () => {
+      phase = secure ? 'tls' : 'request';
+      raw.write(proxyHeader(version, undefined), (err) => {
+        if (err || settled) return;
+        let conn: Socket = raw;
+        if (secure) {
+          // What the https agent would pass: SNI is the host name (never an IP), and the
+          // certificate is checked against servername, else host. Only keys that are set: an
+          // explicit `rejectUnauthorized: undefined` would override tls.connect's default (true).
+          const servername = options.servername ?? (isIP(hostname) === 0 ? hostname : undefined);
+          conn = tlsConnect({
+            socket: raw,
+            host: hostname,
+            ...(servername !== undefined && { servername }),
+            ...(options.rejectUnauthorized !== undefined && { rejectUnauthorized: options.rejectUnauthorized }),
+            ...(options.ca !== undefined && { ca: options.ca }),
+            ...(options.cert !== undefined && { cert: options.cert }),
+            ...(options.key !== undefined && { key: options.key }),
+          });
+          sockets.push(conn);
+        }
+        options.agent = undefined;
+        options.createConnection = () => conn;
+        send();
+      });
     });
-    req.end();
   });
 }
 

@@ -123,7 +123,11 @@ function recordingChecker(random: () => number = () => 0.5) {
 }
 
 const config = (over: Partial<ProbeConfig> = {}): ProbeConfig => ({
+  type: 'http',
   path: '/health',
+  send: '',
+  expect: undefined,
+  proxyProtocol: 'off',
   interval: 50,
   timeout: 2000,
   unhealthyAfter: 3,
@@ -367,7 +371,7 @@ describe('HealthChecker: stop', () => {
     await writeFile(script, [
       `import { HealthChecker } from ${JSON.stringify(checkerUrl)};`,
       `const checker = new HealthChecker(() => {}, { onProbe: (_t, r) => console.log('probed', r.reason) });`,
-      `checker.sync([{ target: { origin: 'http://127.0.0.1:${await closedPort()}' }, config: { path: '/', interval: 50, timeout: 1000, unhealthyAfter: 3, healthyAfter: 2, expectStatus: [[200, 399]] } }]);`,
+      `checker.sync([{ target: { origin: 'http://127.0.0.1:${await closedPort()}' }, config: { type: 'http', path: '/', send: '', proxyProtocol: 'off', interval: 50, timeout: 1000, unhealthyAfter: 3, healthyAfter: 2, expectStatus: [[200, 399]] } }]);`,
       `setTimeout(() => console.log('done'), 300);`,
     ].join('\n'));
     const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
