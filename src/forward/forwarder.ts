@@ -4,13 +4,14 @@
 // (upstream/client.ts) of each of its attempts, whichever client serves the pool.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
-import type { UpstreamController, UpstreamHandler } from '../upstream/client.ts';
+import type { UpstreamController, UpstreamHandler, UpstreamProxy } from '../upstream/client.ts';
 import { IDEMPOTENT_METHODS } from '../upstream/methods.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { RequestBody, declaresBody } from './body.ts';
 import type { BodyLimits } from './body.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { clientProxy } from './routed.ts';
 import type { RoutedRequest } from './routed.ts';
 
 /** What the forwarder reports back to the server for logging, metrics and passive health. */
@@ -92,6 +93,8 @@ export class Forwarder implements UpstreamHandler {
   #grpcStatus: Record<string, string> | undefined;
   /** The body's last chunk, held for res.end (see onData). */
   #tail: Buffer | undefined;
+  /** The client connection a `proxyProtocol` pool's PROXY header announces (first attempt on). */
+  #proxy: UpstreamProxy | undefined;
 
   /** Sends made so far, replays of a stale keep-alive connection included (the access log's `attempts`). */
   attempts = 0;
@@ -156,10 +159,18 @@ export class Forwarder implements UpstreamHandler {
 
   #attempt(target: Target): void {
     const r = this.#r;
+    const s = r.pool.settings;
+    // SPEC §7: only a `proxyProtocol` pool looks at the client connection, once per request.
+    const version = s.connect.proxyProtocol;
+    let proxy: UpstreamProxy | undefined;
+    if (version !== 'off') {
+      proxy = this.#proxy ??= clientProxy(r.req, version);
+      // No addresses left to announce: the client connection is gone.
+      if (proxy === undefined) return this.#finish(new GatewayError('client_aborted', 'client closed the connection'));
+    }
     this.attempts++;
     this.#target = target;
     this.#release = target.acquire();
-    const s = r.pool.settings;
     const body = this.#body;
     const method = r.req.method!;
     try {
@@ -174,6 +185,7 @@ export class Forwarder implements UpstreamHandler {
           // A stale keep-alive replay is one more send: allowed only where a retry would be
           // (an idempotent method, a body that can be sent again, an attempt left).
           replayable: this.attempts <= s.retries && IDEMPOTENT_METHODS.has(method) && (body === undefined || body.buffered),
+          proxy,
         },
         this,
       );

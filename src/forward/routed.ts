@@ -1,5 +1,11 @@
 // What an HTTP request and a WebSocket handshake share once routed: the pool they go to, the
-// path sent upstream, the forwarding facts and header operations, and what balancing reads.
+// path sent upstream, the forwarding facts and header operations, and what balancing reads;
+// and, for a pool with `proxyProtocol`, the client connection a PROXY header announces.
+import type { IncomingMessage } from 'node:http';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { ProxyEnds } from '../l4/proxy-header.ts';
+import { proxiedAddress } from '../server/proxy-protocol.ts';
+import type { UpstreamProxy } from '../upstream/client.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { ForwardInfo, HeaderOps } from './headers.ts';
 
@@ -17,4 +23,44 @@ export interface RoutedRequest {
   readonly stickyToken: string | undefined;
   /** Flat [name, value, …] the listener adds unless the upstream set them (HSTS). */
   readonly listenerHeaders: readonly string[] | undefined;
+}
+
+const MAPPED = '::ffff:';
+
+/**
+ * SPEC §7: the ends of `req`'s client connection as a PROXY header sent upstream announces them:
+ * the source is the client's address and port as waygate knows it (what a PROXY header to the
+ * listener carried, else the peer's), the destination the listener socket the client reached.
+ * X-Forwarded-For plays no part: the header speaks of connections. Undefined once the connection
+ * has no addresses (closed).
+ *
+ * A header has one family for both ends: when they differ (an IPv6 client announced to an IPv4
+ * listener by a balancer), the IPv4 one is given in its IPv4-mapped IPv6 form, as HAProxy does,
+ * so the client's address is kept rather than lost to `UNKNOWN`.
+ */
+export function clientEnds(req: IncomingMessage): ProxyEnds | undefined {
+  // An HTTP/2 request's `socket` forwards address reads to its session's socket.
+  const socket = req.socket;
+  if (socket === null || socket === undefined) return undefined;
+  const carried = proxiedAddress(socket);
+  let sourceAddress = carried?.address ?? socket.remoteAddress;
+  const sourcePort = carried?.port ?? socket.remotePort;
+  let destAddress = socket.localAddress;
+  const destPort = socket.localPort;
+  if (sourceAddress === undefined || sourcePort === undefined || destAddress === undefined || destPort === undefined) return undefined;
+  if (isIPv4(sourceAddress) && isIPv6(destAddress)) sourceAddress = MAPPED + sourceAddress;
+  else if (isIPv6(sourceAddress) && isIPv4(destAddress)) destAddress = MAPPED + destAddress;
+  return { sourceAddress, sourcePort, destAddress, destPort };
+}
+
+/**
+ * The client connection `req` came on, for a pool with `proxyProtocol` (UpstreamProxy): its
+ * ends, and the connection itself — the socket, or an HTTP/2 request's session (its `socket` is
+ * a view of one stream). Undefined when the connection is already gone.
+ */
+export function clientProxy(req: IncomingMessage, version: 'v1' | 'v2'): UpstreamProxy | undefined {
+  const owner = req.httpVersionMajor === 2 ? (req as unknown as { stream?: { session?: { readonly destroyed: boolean } } }).stream?.session : req.socket;
+  if (owner === undefined || owner === null || owner.destroyed) return undefined;
+  const ends = clientEnds(req);
+  return ends === undefined ? undefined : { version, ends, owner };
 }

@@ -17,10 +17,13 @@ import type { Readable, Writable } from 'node:stream';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
+import { proxyHeader } from '../l4/proxy-header.ts';
+import type { ProxyEnds } from '../l4/proxy-header.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target, UpstreamTls } from '../upstream/target.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { HeaderOps } from './headers.ts';
+import { clientEnds } from './routed.ts';
 import type { RoutedRequest } from './routed.ts';
 
 /**
@@ -178,6 +181,8 @@ export class Tunnel {
   #status: number | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** The client connection's ends, for a pool with `proxyProtocol` (first attempt on). */
+  #ends: ProxyEnds | undefined;
 
   /** Takes ownership of the client socket: from here on this object is its one owner. */
   constructor(c: TunnelClient) {
@@ -240,27 +245,49 @@ export class Tunnel {
 
   #attempt(target: Target): void {
     const f = this.#f!;
+    const s = f.pool.settings;
+    // SPEC §7: a `proxyProtocol` pool's connection starts with the PROXY header, as on the HTTP path.
+    const version = s.connect.proxyProtocol;
+    let preamble: Buffer | undefined;
+    if (version !== 'off') {
+      const ends = (this.#ends ??= clientEnds(this.#c.req));
+      // No addresses left to announce: the client socket is closed, and its 'close' ends the session.
+      if (ends === undefined) {
+        this.#client.destroy();
+        return;
+      }
+      preamble = proxyHeader(version, ends);
+    }
     const n = ++this.#attempts;
     this.#target = target;
     // Held for the life of the tunnel: least-connections sees long-lived sessions as load.
     this.#release = target.acquire();
-    const s = f.pool.settings;
     const { https, host, port } = target.endpoint;
     const tls = s.connect.tls;
     // The same TLS rules as the HTTP path: the pool's CA, verification and client certificate,
     // and Target.sni's name — never the client's Host.
     let socket: Socket;
+    let secure: ((over: Socket | undefined) => Socket) | undefined;
     try {
-      socket = https
-        ? tlsConnect({
+      if (https) {
+        const secureContext = secureContextOf(tls);
+        secure = (over) => tlsConnect({
+          socket: over,
           host,
           port,
           servername: target.sni(tls),
-          secureContext: secureContextOf(tls),
+          secureContext,
           rejectUnauthorized: tls?.rejectUnauthorized ?? true,
           ALPNProtocols: ['http/1.1'],
-        })
-        : netConnect({ host, port });
+        });
+      }
+      if (secure !== undefined && preamble === undefined) {
+        socket = secure(undefined);
+      } else {
+        socket = netConnect({ host, port });
+        // Written while connecting: the connection's first bytes, ahead of the handshake (and of TLS).
+        if (preamble !== undefined) socket.write(preamble);
+      }
     } catch (e) {
       // TLS material node:tls refuses (a bad key, say) throws here, not on the socket.
       this.#releaseTarget();
@@ -269,18 +296,46 @@ export class Tunnel {
       return this.#fail(err);
     }
     this.#upstream = socket;
-    socket.on('error', (err) => this.#attemptFailed(n, fromUpstreamError(err)));
-    socket.once('close', () => this.#upstreamClosed(socket, n));
-    socket.setNoDelay(true);
+    this.#watch(n, socket);
     const connectTimeout = s.connect.connectTimeout;
     if (connectTimeout > 0) {
       this.#timer = setTimeout(() => {
         this.#attemptFailed(n, new GatewayError('upstream_timeout', `connect timeout after ${connectTimeout}ms`, { beforeSend: true }));
       }, connectTimeout);
     }
+    if (secure === undefined || preamble === undefined) return this.#handshake(n, socket, https);
+    // Behind the PROXY header, TLS starts over the TCP connection once it is open (as HAProxy's
+    // send-proxy before ssl; see H1Conn): the header was queued first, so it is flushed first.
+    // Wrapping only now also wraps the handle that connected (happy eyeballs may try several).
+    socket.once('connect', () => {
+      if (n !== this.#attempts || this.#upstream !== socket || this.#state !== HANDSHAKE) return;
+      let over: Socket;
+      try {
+        over = secure(socket);
+      } catch (e) {
+        return this.#attemptFailed(n, fromUpstreamError(e));
+      }
+      // The TLS socket is the upstream now: the TCP socket's own close is not (#upstreamClosed).
+      this.#upstream = over;
+      this.#watch(n, over);
+      this.#handshake(n, over, true);
+    });
+  }
+
+  /** The upstream socket's error and close, for attempt `n`. */
+  #watch(n: number, socket: Socket): void {
+    socket.on('error', (err) => this.#attemptFailed(n, fromUpstreamError(err)));
+    socket.once('close', () => this.#upstreamClosed(socket, n));
+    socket.setNoDelay(true);
+  }
+
+  /** Sends the handshake of attempt `n` on `socket` (connecting, or TLS still to finish when `secure`). */
+  #handshake(n: number, socket: Socket, secure: boolean): void {
+    const f = this.#f!;
+    const s = f.pool.settings;
     // The handshake answer is bounded like a response header (timeouts.response), counted from
     // when it could be sent; the connect timeout covers the TLS handshake.
-    socket.once(https ? 'secureConnect' : 'connect', () => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       this.#clearTimer();
       if (s.responseTimeout > 0) {
         this.#timer = setTimeout(() => {

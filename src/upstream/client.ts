@@ -6,6 +6,7 @@
 // Errors carry undici-style codes (UND_ERR_*, HPE_*, the socket's E*): errors.ts maps them to a
 // status and to the retry rules, whichever client raised them.
 import type { Readable } from 'node:stream';
+import type { ProxyEnds } from '../l4/proxy-header.ts';
 
 /**
  * A request body as a client sends it: none, bytes known in advance (sent with a Content-Length),
@@ -32,6 +33,24 @@ export interface UpstreamRequest {
    * the request). False: the request is never sent twice by the client.
    */
   readonly replayable: boolean;
+  /**
+   * SPEC §7, a pool with `proxyProtocol: v1 | v2` (builtin client only): every new connection
+   * starts with the PROXY header announcing `ends`, and serves requests of `owner` alone.
+   * Undefined for every other pool.
+   */
+  readonly proxy?: UpstreamProxy;
+}
+
+/** The client connection a request of a `proxyProtocol` pool came on (UpstreamRequest.proxy). */
+export interface UpstreamProxy {
+  readonly version: 'v1' | 'v2';
+  /** Its two ends, as the PROXY header announces them. */
+  readonly ends: ProxyEnds;
+  /**
+   * The client connection itself (the same object for all its requests): an upstream connection
+   * made for it is reused by its later requests only, and closed once it is destroyed.
+   */
+  readonly owner: { readonly destroyed: boolean };
 }
 
 /** What the handler steers its request with. */

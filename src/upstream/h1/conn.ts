@@ -5,7 +5,9 @@ import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { proxyHeader } from '../../l4/proxy-header.ts';
 import { coded } from '../client.ts';
+import type { UpstreamProxy } from '../client.ts';
 import { ChunkedDecoder, badResponse, checkLineEnds, parseHead } from './parse.ts';
 import type { ResponseHead } from './parse.ts';
 import type { H1PoolOptions } from './pool.ts';
@@ -30,6 +32,8 @@ const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // An upstream's keep-alive hint is trusted minus this margin, as undici does.
 const HINT_MARGIN_MS = 1000;
 const NO_TRAILERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function ignore(): void {}
 
 /**
  * A connection's response or body-idle timer: restarted per use without a new Timeout each time
@@ -73,7 +77,10 @@ const IDLE = 3;
 /** One TCP (or TLS) connection to the upstream. */
 export class H1Conn implements RequestConn {
   readonly pool: ConnPool;
-  readonly socket: Socket;
+  /** The connection's socket: TLS for an https:// target (set once TLS starts, behind a PROXY header). */
+  socket: Socket;
+  /** The client connection this one was made for (`proxyProtocol` pools), else undefined. */
+  readonly owner: UpstreamProxy['owner'] | undefined;
   #state = CONNECTING;
   #req: H1Request | undefined;
   /** A partial response head, or bytes held back while the handler is paused. */
@@ -97,40 +104,95 @@ export class H1Conn implements RequestConn {
    */
   #closedWhileHeld = false;
 
-  constructor(pool: ConnPool) {
+  /**
+   * A new connection. With `proxy` (a `proxyProtocol` pool, SPEC §7) its first bytes are the PROXY
+   * header announcing the client connection, before any request and before the TLS handshake of
+   * an https:// target (as HAProxy's send-proxy), and it serves `proxy.owner`'s requests alone.
+   */
+  constructor(pool: ConnPool, proxy?: UpstreamProxy) {
     this.pool = pool;
+    this.owner = proxy?.owner;
     const o = pool.options;
     const t = o.tls;
-    const socket = t === undefined
-      ? connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
-      : tlsConnect({
-        host: o.host,
-        port: o.port,
-        // No SNI for an IP (RFC 6066 §3): the certificate is then checked against the IP itself.
-        servername: t.servername,
-        ca: t.ca,
-        cert: t.cert,
-        key: t.key,
-        rejectUnauthorized: t.rejectUnauthorized,
-        ALPNProtocols: ['http/1.1'],
-        // Resumes the pool's last TLS session: a new connection skips the full handshake.
-        session: pool.tlsSession,
-      });
-    if (t !== undefined) {
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, 60_000);
-      socket.on('session', (session: Buffer) => {
-        pool.tlsSession = session;
-      });
+    const preamble = proxy === undefined ? undefined : proxyHeader(proxy.version, proxy.ends);
+    let socket: Socket;
+    if (t === undefined || preamble !== undefined) {
+      socket = connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+      // Written while connecting: it goes out first, once connected, ahead of anything later.
+      if (preamble !== undefined) socket.write(preamble);
+    } else {
+      socket = this.#secure(undefined);
     }
     this.socket = socket;
     let connectTimer: NodeJS.Timeout | undefined;
     if (o.connectTimeout > 0) {
-      connectTimer = setTimeout(() => socket.destroy(coded('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${o.connectTimeout}ms`)), o.connectTimeout);
+      // The socket of the moment: the TCP one, or the TLS one over it once that exists.
+      connectTimer = setTimeout(() => this.socket.destroy(coded('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${o.connectTimeout}ms`)), o.connectTimeout);
       connectTimer.unref();
     }
+    if (t === undefined || preamble === undefined) {
+      this.#listen(socket, t === undefined ? 'connect' : 'secureConnect', connectTimer);
+      return;
+    }
+    // An https:// target behind the PROXY header: TLS starts over the TCP connection once it is
+    // open, after the header (queued first, so flushed first; node holds TLS records back behind
+    // plaintext still being written). Wrapping only then also wraps the handle that actually
+    // connected: happy eyeballs may try several before one does.
+    const onError = (err: Error): void => this.#onClose(err);
+    const onClose = (): void => {
+      clearTimeout(connectTimer);
+      this.#onClose(coded('UND_ERR_SOCKET', 'other side closed'));
+    };
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.once('connect', () => {
+      let secure: Socket;
+      try {
+        secure = this.#secure(socket);
+      } catch (err) {
+        socket.destroy(err as Error);
+        return;
+      }
+      // From here the TLS socket reports everything: its wrapped socket's errors and close too.
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      socket.on('error', ignore);
+      this.socket = secure;
+      this.#listen(secure, 'secureConnect', connectTimer);
+    });
+  }
+
+  /** A TLS client socket to the target: a new connection, or over `over` (connected). Throws for TLS material node:tls refuses. */
+  #secure(over: Socket | undefined): Socket {
+    const pool = this.pool;
+    const o = pool.options;
+    const t = o.tls!;
+    const socket = tlsConnect({
+      socket: over,
+      host: o.host,
+      port: o.port,
+      // No SNI for an IP (RFC 6066 §3): the certificate is then checked against the IP itself.
+      servername: t.servername,
+      ca: t.ca,
+      cert: t.cert,
+      key: t.key,
+      rejectUnauthorized: t.rejectUnauthorized,
+      ALPNProtocols: ['http/1.1'],
+      // Resumes the pool's last TLS session: a new connection skips the full handshake.
+      session: pool.tlsSession,
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('session', (session: Buffer) => {
+      pool.tlsSession = session;
+    });
+    return socket;
+  }
+
+  /** Attaches the connection's handlers to its (final) socket; `ready` is when a request may go out. */
+  #listen(socket: Socket, ready: 'connect' | 'secureConnect', connectTimer: NodeJS.Timeout | undefined): void {
     // The connect timeout covers the TLS handshake too.
-    socket.once(t === undefined ? 'connect' : 'secureConnect', () => {
+    socket.once(ready, () => {
       clearTimeout(connectTimer);
       this.#state = IDLE;
       const req = this.#req;
