@@ -129,7 +129,7 @@ test("the configuration reference's waygate.yaml example spells out the defaults
   }
 });
 
-test.each(['routes', 'examples/demo/routes', 'examples/grpc/routes', 'examples/compose/routes'])('%s is valid and its tests pass', async (dir) => {
+test.each(['routes', 'examples/demo/routes', 'examples/grpc/routes', 'examples/compose/routes', 'examples/routes'])('%s is valid and its tests pass', async (dir) => {
   const r = await loadRoutesDir(`${root}${dir}`, {});
   expect(r.ok ? [] : r.errors).toEqual([]);
   if (r.ok) expect(runRouteTests(r.value)).toEqual([]);

@@ -39,6 +39,7 @@ const EXAMPLES: [SchemaKind, string][] = [
   ['routes', 'examples/demo/routes/demo.yaml'],
   ['routes', 'examples/grpc/routes/grpc.yaml'],
   ['routes', 'examples/compose/routes/whoami.yaml'],
+  ['routes', 'examples/routes/l4.yaml'],
   ['config', 'examples/waygate.yaml'],
 ];
 

@@ -6,14 +6,21 @@ import { AMBIGUOUS_PATH, normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
 import type { Runtime } from '../runtime.ts';
+import { didYouMean } from '../config/issues.ts';
 import type { ExplainConnection, ExplainQuery } from './admin.ts';
+
+/** waygate.yaml's L4 listener names (listeners.tcp, listeners.udp), for telling an unknown listener from an idle one. */
+export interface L4ListenerNames {
+  readonly tcp: readonly string[];
+  readonly udp: readonly string[];
+}
 
 /**
  * Returns the explanation of `q` against `runtime`; throws on an invalid host (a 400).
  * `ambiguousPaths`: waygate.yaml `security.ambiguousPaths`, so a refused path is reported as such.
  */
-export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths: AmbiguousPaths = 'reject'): Record<string, unknown> {
-  if (q.l4 !== undefined) return explainConnection(runtime, q.l4);
+export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths: AmbiguousPaths = 'reject', listeners?: L4ListenerNames): Record<string, unknown> {
+  if (q.l4 !== undefined) return explainConnection(runtime, q.l4, listeners);
   const url = new URL(q.url);
   const host = normalizeHost(url.host);
   if (host === undefined) throw new Error(`invalid host in ${q.url}`);
@@ -74,8 +81,8 @@ export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths
  * SPEC §7: what the L4 router and the balancers would do with a connection to `q.listener` —
  * the route chosen, every other route and why not, the TLS mode, the pool and the target.
  */
-export function explainConnection(runtime: Runtime, q: ExplainConnection): Record<string, unknown> {
-  const udp = runtime.udp.hasRoutes(q.listener);
+export function explainConnection(runtime: Runtime, q: ExplainConnection, listeners?: L4ListenerNames): Record<string, unknown> {
+  const udp = runtime.udp.hasRoutes(q.listener) || (listeners?.udp.includes(q.listener) ?? false);
   const router = udp ? runtime.udp : runtime.tcp;
   const query = { sni: udp ? undefined : q.sni, alpn: udp ? [] : q.alpn, clientIp: q.clientIp };
   const { match, rejected } = router.explain(q.listener, query);
@@ -85,8 +92,9 @@ export function explainConnection(runtime: Runtime, q: ExplainConnection): Recor
     route: match?.name ?? null,
     rejected,
   };
-  if (!udp && !runtime.tcp.hasRoutes(q.listener)) out.note = `no tcpRoute or udpRoute names listener "${q.listener}"`;
-  if (match === undefined) return { ...out, result: q.listener === 'https' ? 'served as HTTPS (no tcpRoute claims it)' : 'closed: no route' };
+  const note = listenerNote(runtime, q.listener, udp, listeners);
+  if (note !== undefined) out.note = note;
+  if (match === undefined) return { ...out, result: q.listener === 'https' ? 'served as HTTPS (no tcpRoute claims it)' : udp ? 'dropped: no route' : 'closed: no route' };
   const route = match.value;
   const pools = route.pools.map((pool, i) => {
     const skipped = pool.targets.filter((t) => !t.available).map((t) => ({ url: t.url, reason: t.ejected ? 'passively ejected' : 'failing health checks' }));
@@ -95,4 +103,20 @@ export function explainConnection(runtime: Runtime, q: ExplainConnection): Recor
     return { pool: pool.name, weight: route.weights[i], target: t?.url ?? null, why, skipped };
   });
   return { ...out, ...(route.kind === 'tcp' ? { tls: route.tls, sniMatch: match.sni } : {}), action: route.pools.length > 1 ? 'split' : 'forward', pools };
+}
+
+/** Why a listener gets no route at all, when that is so: unknown to waygate.yaml, or named by no route. */
+function listenerNote(runtime: Runtime, listener: string, udp: boolean, listeners: L4ListenerNames | undefined): string | undefined {
+  if (runtime.tcp.hasRoutes(listener) || runtime.udp.hasRoutes(listener)) return undefined;
+  if (listener === 'https') return 'no tcpRoute names listener "https": every connection to the HTTPS port is served as HTTPS';
+  if (listeners === undefined) return `unknown listener "${listener}": no tcpRoute or udpRoute names it`;
+  if (listeners.tcp.includes(listener) || listeners.udp.includes(listener)) {
+    return `no ${udp ? 'udpRoute' : 'tcpRoute'} names listener "${listener}": its ${udp ? 'datagrams are dropped' : 'connections are closed'}`;
+  }
+  const known = [...listeners.tcp, ...listeners.udp];
+  const has = [
+    listeners.tcp.length > 0 ? `tcp listeners ${listeners.tcp.join(', ')}` : '',
+    listeners.udp.length > 0 ? `udp listeners ${listeners.udp.join(', ')}` : '',
+  ].filter((x) => x !== '');
+  return `unknown listener "${listener}"${didYouMean(listener, known)}: ${has.length === 0 ? 'waygate.yaml has no L4 listeners' : `waygate.yaml has ${has.join(' and ')}`}`;
 }

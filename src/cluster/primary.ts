@@ -19,6 +19,7 @@ import { WorkerCalls, isFromWorker } from './ipc.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { ClusterMetrics } from './metrics.ts';
 import type { MetricJson } from './metrics.ts';
+import { reserveUdpPorts } from './udp-ports.ts';
 
 /** First respawn delay after a worker died; doubles per quick death in a row. */
 const RESPAWN_MIN_MS = 100;
@@ -79,7 +80,10 @@ export class ClusterPrimary implements AdminSource {
    * Forks the workers and resolves once every one listens and the admin API is bound; on any
    * failure, stops what was started and rejects with the first worker's error.
    */
-  static async start(o: ClusterOptions): Promise<ClusterPrimary> {
+  static async start(options: ClusterOptions): Promise<ClusterPrimary> {
+    // UDP listeners on port 0: one port for every worker, picked here (udp-ports.ts).
+    const udpPorts = await reserveUdpPorts(options.config);
+    const o: ClusterOptions = { ...options, config: udpPorts.config };
     const p = new ClusterPrimary(o);
     // Round-robin in the primary, not the OS. With SCHED_NONE the kernel hands a shared accept
     // socket's connections to whichever worker wakes first, which Node's docs report as badly
@@ -103,7 +107,7 @@ export class ClusterPrimary implements AdminSource {
       p.#fork(slot, false);
     }
     try {
-      await started;
+      await started.finally(() => udpPorts.release());
       if (admin !== null) {
         p.#admin = createAdminServer(p, adminOpts);
         p.#addresses.admin = await listen(p.#admin, admin);
@@ -175,11 +179,11 @@ export class ClusterPrimary implements AdminSource {
       this.#addresses.https = addresses.https;
       this.#addresses.tcp = addresses.tcp;
       this.#addresses.udp = addresses.udp;
-    } else if (addresses.http !== this.#addresses.http || addresses.https !== this.#addresses.https) {
+    } else if (addresses.http !== this.#addresses.http || addresses.https !== this.#addresses.https || !sameAddresses(addresses.tcp, this.#addresses.tcp) || !sameAddresses(addresses.udp, this.#addresses.udp)) {
       // node:cluster binds each listener once in the primary and shares it, so this means a bug.
       this.#o.log.error({ worker: worker.id, addresses, expected: this.#addresses }, 'worker bound different addresses than its siblings');
     }
-    this.#o.log.info({ worker: worker.id, pid: worker.process.pid, http: addresses.http, https: addresses.https }, 'worker listening');
+    this.#o.log.info({ worker: worker.id, pid: worker.process.pid, http: addresses.http, https: addresses.https, tcp: addresses.tcp, udp: addresses.udp }, 'worker listening');
     if (this.#startup !== undefined && this.#slots.every((s) => s.state === 'ready')) {
       const s = this.#startup;
       this.#startup = undefined;
@@ -318,4 +322,10 @@ export class ClusterPrimary implements AdminSource {
     clearTimeout(deadline);
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
   }
+}
+
+/** True when two listener-name → address maps are the same. */
+function sameAddresses(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }

@@ -35,7 +35,8 @@ export interface RoutesConfig {
   /** SPEC §7; `listenerAt` locates the `listener` value for the cross-check with waygate.yaml. */
   tcpRoutes: Array<TcpRouteConfig & { name: string; source: SourceRef; listenerAt: SourceRef }>;
   udpRoutes: Array<UdpRouteConfig & { name: string; source: SourceRef; listenerAt: SourceRef }>;
-  tests: Array<RouteTestConfig & { source: SourceRef }>;
+  /** `listenerAt`: where a connect test's `listener` is, for the cross-check with waygate.yaml. */
+  tests: Array<RouteTestConfig & { source: SourceRef; listenerAt?: SourceRef }>;
 }
 
 /** One routes file's text, named as it should appear in messages ("routes/shop.yaml"). */
@@ -150,7 +151,10 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
     v.value.udpRoutes.forEach((route, index) => {
       out.udpRoutes.push({ ...route, name: route.name ?? `${stem}.udpRoutes[${index}]`, source: ref(['udpRoutes', index], index), listenerAt: ref(['udpRoutes', index, 'listener'], index) });
     });
-    v.value.tests.forEach((test, index) => out.tests.push({ ...test, source: ref(['tests', index], index) }));
+    v.value.tests.forEach((test, index) => {
+      const source = ref(['tests', index], index);
+      out.tests.push(test.kind === 'connect' ? { ...test, source, listenerAt: ref(['tests', index, 'listener'], index) } : { ...test, source });
+    });
   });
 
   // References are checked after merging: a route may use a pool defined in any file.
@@ -225,22 +229,36 @@ export function checkListeners(routes: RoutesConfig, config: StaticConfig): Conf
   const udp = Object.keys(config.listeners.udp);
   const httpsOn = config.listeners.https.address !== null;
   const at = (r: SourceRef, path: string, message: string): ConfigError => ({ file: r.file, line: r.line, col: r.col, path, message });
-  const unknown = (kind: 'tcp' | 'udp', name: string, known: string[]): string =>
-    `unknown ${kind} listener "${name}"${didYouMean(name, known)}: ${known.length === 0 ? `waygate.yaml has no listeners.${kind}` : `waygate.yaml's listeners.${kind} has ${known.join(', ')}`}`;
+  const httpsOff = 'listener "https" is the shared HTTPS port, which is off (listeners.https.address in waygate.yaml, or --https off): no connection reaches it';
+  /** Why `name` is not a listener of `kind`, with the names it could be. */
+  const unknown = (kind: 'tcp' | 'udp', name: string, what: string): string => {
+    const own = kind === 'tcp' ? tcp : udp;
+    const other = kind === 'tcp' ? udp : tcp;
+    const candidates = kind === 'tcp' && httpsOn ? [...own, HTTPS_LISTENER] : own;
+    const has = own.length === 0 ? `waygate.yaml has no listeners.${kind}` : `waygate.yaml's listeners.${kind} has ${own.join(', ')}`;
+    const https = kind === 'tcp' && httpsOn ? ` (or "${HTTPS_LISTENER}", the shared HTTPS port)` : '';
+    if (other.includes(name)) return `"${name}" is a ${kind === 'tcp' ? 'udp' : 'tcp'} listener (listeners.${kind === 'tcp' ? 'udp' : 'tcp'}); ${what} needs one of listeners.${kind}: ${own.length === 0 ? 'there is none' : own.join(', ')}${https}`;
+    return `unknown ${kind} listener "${name}"${didYouMean(name, candidates)}: ${has}${https}`;
+  };
   for (const r of routes.tcpRoutes) {
     const path = `tcpRoutes[${r.source.index}].listener`;
     if (r.listener === HTTPS_LISTENER) {
-      if (!httpsOn) errors.push(at(r.listenerAt, path, 'the HTTPS listener is off (listeners.https.address), so no connection reaches this route'));
-    } else if (!tcp.includes(r.listener)) errors.push(at(r.listenerAt, path, unknown('tcp', r.listener, [...tcp, HTTPS_LISTENER])));
+      if (!httpsOn) errors.push(at(r.listenerAt, path, httpsOff));
+    } else if (!tcp.includes(r.listener)) errors.push(at(r.listenerAt, path, unknown('tcp', r.listener, 'a tcpRoute')));
   }
   for (const r of routes.udpRoutes) {
-    if (!udp.includes(r.listener)) errors.push(at(r.listenerAt, `udpRoutes[${r.source.index}].listener`, unknown('udp', r.listener, udp)));
+    if (!udp.includes(r.listener)) errors.push(at(r.listenerAt, `udpRoutes[${r.source.index}].listener`, unknown('udp', r.listener, 'a udpRoute')));
   }
   for (const t of routes.tests) {
     if (t.kind !== 'connect') continue;
+    const path = `tests[${t.source.index}].listener`;
+    const where = t.listenerAt ?? t.source;
     const kind = t.connect.scheme === 'udp' ? 'udp' : 'tcp';
-    const known = kind === 'udp' ? udp : [...tcp, ...(httpsOn ? [HTTPS_LISTENER] : [])];
-    if (!known.includes(t.listener)) errors.push(at(t.source, `tests[${t.source.index}].listener`, unknown(kind, t.listener, known)));
+    if (kind === 'tcp' && t.listener === HTTPS_LISTENER) {
+      if (!httpsOn) errors.push(at(where, path, httpsOff));
+    } else if (!(kind === 'udp' ? udp : tcp).includes(t.listener)) {
+      errors.push(at(where, path, unknown(kind, t.listener, `a ${t.connect.scheme}:// test`)));
+    }
   }
   return sortErrors(errors);
 }

@@ -7,7 +7,8 @@ import type { BalanceName } from '../balance/index.ts';
 import { compileValueMatcher } from '../router/matchers.ts';
 import { parsePattern } from '../router/pattern.ts';
 import { cookieName, headerMap, headerName, int, method, name, nonEmpty, status, strict, text } from './fields.ts';
-import { hostPattern, statusRanges, targetUrl } from './net-fields.ts';
+import { hostPattern, parseStatusRanges, statusRanges, targetUrl } from './net-fields.ts';
+import type { StatusRange } from './net-fields.ts';
 import { routeTestSchema } from './route-tests.ts';
 import { tcpRouteSchema, udpRouteSchema } from './l4-schema.ts';
 import { suggest } from './suggest.ts';
@@ -23,9 +24,27 @@ const POSITIVE_DURATION = 'must be greater than 0s';
 
 // ---- pools ----
 
+// A tcp:// or udp:// target names its port (there is no default to fall back on). Said on the
+// input side too, so the JSON Schema for editors flags it as --check does.
+const L4_WITHOUT_PORT = /^(?!(?:tcp|udp):\/\/(?:\[[^\]]*\]|[^:/[\]]+)\/?$)/;
+
+/** A target URL: any scheme of targetUrl(), a tcp:// or udp:// one with its port. */
+function poolTarget() {
+  return z
+    .string()
+    .regex(L4_WITHOUT_PORT, {
+      error: (iss) => {
+        const s = String(iss.input);
+        const scheme = s.slice(0, 3).toLowerCase();
+        return `a ${scheme}:// target needs a port, such as ${scheme === 'udp' ? 'udp://10.0.0.53:53' : 'tcp://10.0.0.21:5432'}, got ${JSON.stringify(s)}`;
+      },
+    })
+    .pipe(targetUrl());
+}
+
 const targetSchema = z.union([
-  targetUrl().transform((url) => ({ url, weight: 1 })),
-  strict({ url: targetUrl(), weight: int(1).default(1) }),
+  poolTarget().transform((url) => ({ url, weight: 1 })),
+  strict({ url: poolTarget(), weight: int(1).default(1) }),
 ]);
 
 const stickySchema = strict({
@@ -45,8 +64,11 @@ const healthCheckSchema = strict({
   timeout: duration().refine((ms) => ms > 0, POSITIVE_DURATION).default(2000),
   unhealthyAfter: int(1).default(3),
   healthyAfter: int(1).default(2),
-  expectStatus: statusRanges().prefault('200-399'),
+  // Filled in (200-399) by poolSchema for HTTP checks; an L4 check has no status to expect.
+  expectStatus: statusRanges().optional(),
 });
+
+const DEFAULT_EXPECT_STATUS = parseStatusRanges('200-399') as StatusRange[];
 
 const upstreamTlsSchema = strict({
   ca: nonEmpty().optional(),
@@ -91,7 +113,13 @@ const poolObject = strict({
 export const poolSchema = poolObject.superRefine(checkPool).transform((pool) => {
   const kind = poolKind(pool.targets);
   const h = pool.healthCheck;
-  const healthCheck = h === undefined ? undefined : { ...h, type: h.type ?? (kind === 'http' ? 'http' as const : kind === 'udp' ? 'send-expect' as const : 'connect' as const), path: h.path ?? '/', send: h.send ?? '' };
+  const healthCheck = h === undefined ? undefined : {
+    ...h,
+    type: h.type ?? (kind === 'http' ? 'http' as const : kind === 'udp' ? 'send-expect' as const : 'connect' as const),
+    path: h.path ?? '/',
+    send: h.send ?? '',
+    expectStatus: h.expectStatus ?? DEFAULT_EXPECT_STATUS.map(([lo, hi]): StatusRange => [lo, hi]),
+  };
   return { ...pool, kind, healthCheck };
 });
 
@@ -133,7 +161,9 @@ function checkPool(pool: z.output<typeof poolObject>, ctx: z.RefinementCtx): voi
       const type = h.type ?? (kind === 'udp' ? 'send-expect' : 'connect');
       if (type === 'http') issue(['healthCheck', 'type'], `type: http is for HTTP pools; a ${kind}:// pool checks with ${kind === 'udp' ? 'send-expect' : 'connect or send-expect'}`);
       if (kind === 'udp' && type === 'connect') issue(['healthCheck', 'type'], 'UDP has no connection to open: a udp:// pool checks with send-expect');
-      if (h.path !== undefined) issue(['healthCheck', 'path'], `"path" is for type: http checks; a ${type} check has none`, 'key');
+      // type: http itself is the error above; its path and expectStatus follow from it.
+      if (type !== 'http' && h.path !== undefined) issue(['healthCheck', 'path'], `"path" is for type: http checks; a ${type} check has none`, 'key');
+      if (type !== 'http' && h.expectStatus !== undefined) issue(['healthCheck', 'expectStatus'], `"expectStatus" is for type: http checks; a ${type} check has no status (send-expect matches expect in the reply)`, 'key');
       if (type === 'send-expect' && h.expect === undefined) issue(['healthCheck'], 'a send-expect check needs expect: the text the reply must contain (and usually send)');
       if (type === 'send-expect' && kind === 'udp' && (h.send ?? '') === '') issue(['healthCheck'], 'a UDP send-expect check needs send: a UDP target answers only what it is sent');
       if (type === 'connect' && (h.send !== undefined || h.expect !== undefined)) issue(['healthCheck', 'type'], 'send and expect need type: send-expect');
@@ -300,8 +330,8 @@ export type PoolConfig = z.output<typeof poolSchema>;
 export type TargetConfig = PoolConfig['targets'][number];
 /** Cookie affinity settings of a pool. */
 export type StickyConfig = z.output<typeof stickySchema>;
-/** Active health check settings of a pool; `expectStatus` is a list of inclusive ranges. */
-export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+/** Active health check settings of a pool, defaults filled; `expectStatus` is a list of inclusive ranges. */
+export type HealthCheckConfig = NonNullable<PoolConfig['healthCheck']>;
 /** TLS settings for connecting to https:// targets. */
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
 /** One weighted branch of a traffic split. */

@@ -188,7 +188,7 @@ export class Gateway {
   status(): Record<string, unknown> {
     return gatewayStatus({
       ready: this.#ready,
-      listeners: this.#listeners.addresses,
+      listeners: this.addresses,
       runtime: this.#runtime,
       routesDir: this.#config.routesDir,
       lastReload: this.#lastReload,
@@ -200,7 +200,7 @@ export class Gateway {
 
   /** Returns the JSON of GET /explain for the routing table in force (see admin/explain.ts). */
   explain(q: ExplainQuery): Record<string, unknown> {
-    return explainRequest(this.#runtime, q, this.#config.security.ambiguousPaths);
+    return explainRequest(this.#runtime, q, this.#config.security.ambiguousPaths, { tcp: Object.keys(this.#config.listeners.tcp), udp: Object.keys(this.#config.listeners.udp) });
   }
 
   /** The last reload's time, result and errors; undefined before the first reload. */

@@ -44,6 +44,8 @@ export function gatewayStatus(v: StatusView): Record<string, unknown> {
     })),
     pools: [...v.pools].map((p) => ({
       name: p.name,
+      // What the pool carries (SPEC §7): http (http:// and https:// targets), tcp or udp.
+      kind: poolKindOf(p),
       balance: p.balance,
       sticky: p.sticky === undefined ? null : p.sticky.options.cookie,
       available: p.targets.filter((t) => t.available).length,
@@ -65,4 +67,10 @@ export function gatewayStatus(v: StatusView): Record<string, unknown> {
     })),
     certificates: v.certs.certs.map((c) => ({ file: c.file, names: c.names, notAfter: c.notAfter, default: c === v.certs.defaultCert })),
   };
+}
+
+/** "tcp" or "udp" for an L4 pool, "http" otherwise (a pool has one scheme: config/schema.ts). */
+function poolKindOf(p: UpstreamPool): 'http' | 'tcp' | 'udp' {
+  const url = p.targets[0]?.url ?? '';
+  return url.startsWith('tcp:') ? 'tcp' : url.startsWith('udp:') ? 'udp' : 'http';
 }

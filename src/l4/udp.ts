@@ -106,11 +106,15 @@ export class UdpListener {
       if (s === undefined) return;
     }
     s.lastSeen = performance.now();
-    s.bytesIn += msg.length;
     if (s.pending !== undefined) {
-      if (s.pending.length < PENDING_DATAGRAMS) s.pending.push(msg);
+      // bytesIn counts what goes on to the target, not what is dropped here.
+      if (s.pending.length < PENDING_DATAGRAMS) {
+        s.pending.push(msg);
+        s.bytesIn += msg.length;
+      }
       return;
     }
+    s.bytesIn += msg.length;
     s.up.send(msg);
   }
 
@@ -128,7 +132,9 @@ export class UdpListener {
     const pool = route.choosePool();
     const target = pool.select({ clientIp: rinfo.address });
     if (target === undefined) {
-      this.#w.metrics.tcpEnded(this.#s.name, route.name, pool.name, 'no_healthy_upstream', 0, 0, 0);
+      // Dropped like a datagram past maxSessions: no session, nothing sent anywhere. (Not counted
+      // in waygate_tcp_connections_total: that is TCP's; the health gauges say why.)
+      this.#w.log.debug({ listener: this.#s.name, route: route.name, pool: pool.name, clientIp: rinfo.address }, 'UDP datagram dropped: no healthy upstream');
       return undefined;
     }
     const { host, port } = target.endpoint;
@@ -149,7 +155,9 @@ export class UdpListener {
       // ECONNREFUSED: the target's host answered ICMP port unreachable to an earlier datagram.
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
       this.#w.attempted(pool, target, new GatewayError('upstream_connect', `udp ${code}`, { beforeSend: true }));
-      this.#close(s, 'upstream_close');
+      // A target that never answered refused the session (connect_error, as a refused TCP
+      // connect); one that had answered went away during it.
+      this.#close(s, s.bytesOut === 0 ? 'connect_error' : 'upstream_close', `udp ${code}`);
     });
     up.connect(port, host, () => {
       const queued = s.pending ?? [];
@@ -167,7 +175,7 @@ export class UdpListener {
     if (this.#sessions.size < this.#s.maxSessions) this.#full = false;
   }
 
-  #close(s: Session, termination: string): void {
+  #close(s: Session, termination: string, detail?: string): void {
     if (this.#sessions.get(s.key) !== s) return;
     this.#sessions.delete(s.key);
     s.release();
@@ -184,13 +192,18 @@ export class UdpListener {
       listener: this.#s.name,
       clientIp: s.clientIp,
       clientPort: s.clientPort,
+      // The fields of a TCP connection's line (SPEC §7), so one query reads both.
+      sni: null,
+      alpn: null,
       route: s.route.name,
       pool: s.pool.name,
       target: s.target.url,
+      connectMs: null,
       durationMs: Math.round(seconds * 1e6) / 1000,
       bytesIn: s.bytesIn,
       bytesOut: s.bytesOut,
       termination,
+      ...(detail !== undefined ? { detail } : {}),
     }, 'connection');
   }
 

@@ -62,7 +62,7 @@ export class Metrics {
     this.#healthy = new Gauge({ name: 'waygate_target_healthy', help: '1 while a target takes traffic; 0 while it fails active checks or is passively ejected.', labelNames: ['pool', 'target'], registers });
     new Gauge({
       name: 'waygate_target_in_flight',
-      help: 'Requests in flight per target.',
+      help: 'In flight per target: HTTP requests, and for L4 targets open TCP connections and UDP sessions.',
       labelNames: ['pool', 'target'],
       registers,
       collect() {
