@@ -25,31 +25,24 @@ export interface RoutedRequest {
   readonly listenerHeaders: readonly string[] | undefined;
 }
 
-const MAPPED = '::ffff:';
-
 /**
  * SPEC §7: the ends of `req`'s client connection as a PROXY header sent upstream announces them:
  * the source is the client's address and port as waygate knows it (what a PROXY header to the
  * listener carried, else the peer's), the destination the listener socket the client reached.
  * X-Forwarded-For plays no part: the header speaks of connections. Undefined once the connection
  * has no addresses (closed).
- *
- * A header has one family for both ends: when they differ (an IPv6 client announced to an IPv4
- * listener by a balancer), the IPv4 one is given in its IPv4-mapped IPv6 form, as HAProxy does,
- * so the client's address is kept rather than lost to `UNKNOWN`.
+ * (Mixed families are mapped by proxyHeader.)
  */
 export function clientEnds(req: IncomingMessage): ProxyEnds | undefined {
   // An HTTP/2 request's `socket` forwards address reads to its session's socket.
   const socket = req.socket;
   if (socket === null || socket === undefined) return undefined;
   const carried = proxiedAddress(socket);
-  let sourceAddress = carried?.address ?? socket.remoteAddress;
+  const sourceAddress = carried?.address ?? socket.remoteAddress;
   const sourcePort = carried?.port ?? socket.remotePort;
-  let destAddress = socket.localAddress;
+  const destAddress = socket.localAddress;
   const destPort = socket.localPort;
   if (sourceAddress === undefined || sourcePort === undefined || destAddress === undefined || destPort === undefined) return undefined;
-  if (isIPv4(sourceAddress) && isIPv6(destAddress)) sourceAddress = MAPPED + sourceAddress;
-  else if (isIPv6(sourceAddress) && isIPv4(destAddress)) destAddress = MAPPED + destAddress;
   return { sourceAddress, sourcePort, destAddress, destPort };
 }
 

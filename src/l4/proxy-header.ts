@@ -33,9 +33,9 @@ function v4Of(address: string): string | undefined {
 
 /**
  * Returns the header that announces `ends` (the client's connection), or — `ends` undefined — a
- * connection of waygate's own (a health probe): v2 `LOCAL`, v1 `UNKNOWN`. An address pair that is
- * neither both IPv4 nor both IPv6 is announced as unknown too, so the target uses the real
- * connection's addresses rather than a wrong one.
+ * connection of waygate's own (a health probe): v2 `LOCAL`, v1 `UNKNOWN`. A pair of an IPv4 and an IPv6 address is sent
+ * as TCP6 with the IPv4 one mapped; anything that is not an IP address at all as unknown, so
+ * the target uses the real connection's addresses rather than a wrong one.
  */
 export function proxyHeader(version: 'v1' | 'v2', ends: ProxyEnds | undefined): Buffer {
   let family: 4 | 6 | undefined;
@@ -46,6 +46,11 @@ export function proxyHeader(version: 'v1' | 'v2', ends: ProxyEnds | undefined): 
     const d4 = v4Of(ends.destAddress);
     if (s4 !== undefined && d4 !== undefined) [family, src, dst] = [4, s4, d4];
     else if (isIPv6(ends.sourceAddress) && isIPv6(ends.destAddress)) [family, src, dst] = [6, ends.sourceAddress, ends.destAddress];
+    // Mixed families (an IPv6 client announced by a balancer to an IPv4 listener, or the other
+    // way round): TCP6 with the IPv4 side IPv4-mapped, as HAProxy sends it, so the client's
+    // address is not lost.
+    else if (s4 !== undefined && isIPv6(ends.destAddress)) [family, src, dst] = [6, MAPPED + s4, ends.destAddress];
+    else if (isIPv6(ends.sourceAddress) && d4 !== undefined) [family, src, dst] = [6, ends.sourceAddress, MAPPED + d4];
   }
   if (version === 'v1') {
     if (family === undefined || ends === undefined) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');

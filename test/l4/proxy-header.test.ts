@@ -17,9 +17,10 @@ describe('PROXY v1 out', () => {
     const mapped = { ...v4, sourceAddress: '::ffff:192.0.2.10', destAddress: '::FFFF:198.51.100.1' };
     expect(proxyHeader('v1', mapped).toString('latin1')).toBe('PROXY TCP4 192.0.2.10 198.51.100.1 51234 443\r\n');
   });
-  test('a probe (no client) and mixed families say UNKNOWN', () => {
+  test('a probe (no client) says UNKNOWN; mixed families go as TCP6 with the IPv4 side mapped', () => {
     expect(proxyHeader('v1', undefined).toString('latin1')).toBe('PROXY UNKNOWN\r\n');
-    expect(proxyHeader('v1', { ...v4, destAddress: '2001:db8::1' }).toString('latin1')).toBe('PROXY UNKNOWN\r\n');
+    expect(proxyHeader('v1', { ...v4, destAddress: '2001:db8::1' }).toString('latin1')).toBe('PROXY TCP6 ::ffff:192.0.2.10 2001:db8::1 51234 443\r\n');
+    expect(proxyHeader('v1', { ...v4, sourceAddress: 'not-an-ip' }).toString('latin1')).toBe('PROXY UNKNOWN\r\n');
   });
 });
 
