@@ -382,13 +382,15 @@ class TcpSession {
       if (!down.write(chunk)) up.pause();
     });
     down.on('drain', () => up.resume());
-    down.on('end', () => {
+    const downEnd = (): void => {
+      if (this.#downEnded) return;
       this.#downEnded = true;
       this.#termination ??= 'client_close';
       // The client's FIN goes on to the target; the target may still answer (half-close).
       up.end();
       this.#halfClosed();
-    });
+    };
+    down.on('end', downEnd);
     up.on('end', () => {
       this.#upEnded = true;
       this.#termination ??= 'upstream_close';
@@ -397,6 +399,9 @@ class TcpSession {
     });
     // The relay was not reading while the target connected: data waiting in the buffer flows now.
     down.resume();
+    // A FIN that came with the hello, or alone while the target was connecting, ended the stream
+    // before anyone listened for 'end' (soak: tcp-echo fin-first): it goes on to the target now.
+    if (down.readableEnded) downEnd();
   }
 
   /** One side sent its FIN: the other has halfCloseTimeout to finish. */

@@ -1,11 +1,14 @@
 // The soak's verdict, read from outside the gateway after the chaos: it still runs with a clean
-// stderr, every target's in-flight is back to 0, client and upstream connections and file
+// stderr, every target's in-flight is back to 0 (L4 targets' too: their open connections),
+// every L4 route's open connections are back to 0, client and upstream connections and file
 // descriptors are back to their baseline, RSS grew less than a stated bound, the healthy pools
-// answer 100 requests each over HTTP/1.1 and HTTP/2 with 200 quickly, and SIGTERM drains it.
+// answer 100 requests each over HTTP/1.1 and HTTP/2 with 200 quickly, fresh L4 clients of the
+// healthy tcp pools are served, and SIGTERM drains it.
 import { nameClients } from './ports.ts';
 import type { Proto } from './kit/http-client.ts';
 import { h1, h2, h2Session } from './kit/http-client.ts';
 import { wrongAnswer } from './clients/normal.ts';
+import { echoOnce, tcpPools } from './kit/l4.ts';
 import type { RequestSpec } from './kit/http-client.ts';
 import { pollUntil, sleep } from './kit/time.ts';
 import { Scope } from './scope.ts';
@@ -41,21 +44,35 @@ export interface Check {
   detail: string;
 }
 
-/** The gateway at rest: file descriptors, open client connections, sockets to the upstreams. */
+/** The gateway at rest: file descriptors, open client connections (HTTP and L4), sockets to the upstreams. */
 export interface Rest {
   fds: number;
+  /** waygate_open_connections: the HTTP listeners' client connections. */
   conns: number;
+  /** waygate_tcp_open_connections summed: L4 client connections routed and not ended. */
+  tcp: number;
   upstream: number;
-  /** fds − conns − upstream: what the gateway holds besides its sockets. */
+  /** fds − conns − tcp − upstream: what the gateway holds besides its sockets. */
   other: number;
+}
+
+/** The sum of a gateway's L4 open connections. */
+export async function tcpOpenTotal(gw: WaygateProcess): Promise<number> {
+  return Object.values(await gw.tcpOpen()).reduce((a, b) => a + b, 0);
+}
+
+/** Every port a client of the soak connects to on the gateway (its socket list names their tasks). */
+export function clientPorts(gw: WaygateProcess): number[] {
+  return [gw.address.http, gw.address.https, ...Object.values(gw.address.tcp)];
 }
 
 /** One reading. */
 export async function measure(gw: WaygateProcess, up: UpstreamHost): Promise<Rest> {
   const conns = await gw.openConnections();
+  const tcp = await tcpOpenTotal(gw);
   const { sockets } = await up.stats();
   const fds = await gw.fds();
-  return { fds, conns, upstream: sockets, other: fds - conns - sockets };
+  return { fds, conns, tcp, upstream: sockets, other: fds - conns - tcp - sockets };
 }
 
 /** A reading that holds still (two equal in a row, 250 ms apart; at most 5 s). */
@@ -64,20 +81,74 @@ export async function measureStable(gw: WaygateProcess, up: UpstreamHost): Promi
   for (let i = 0; i < 20; i++) {
     await sleep(250);
     const now = await measure(gw, up);
-    if (now.fds === last.fds && now.conns === last.conns && now.upstream === last.upstream) return now;
+    if (now.fds === last.fds && now.conns === last.conns && now.tcp === last.tcp && now.upstream === last.upstream) return now;
     last = now;
   }
   return last;
 }
 
-/** Every target's in-flight back to 0 within the deadline. */
+/** Every target's in-flight back to 0 within the deadline (an L4 target's in-flight is its open connections). */
 export async function checkInFlight(gw: WaygateProcess): Promise<Check> {
   let busy: string[] = [];
+  let l4 = 0;
   const ok = await pollUntil(async () => {
-    busy = (await gw.targets()).filter((t) => t.inFlight !== 0).map((t) => `${t.pool} ${t.url}: ${t.inFlight}`);
+    const targets = await gw.targets();
+    l4 = targets.filter((t) => t.url.startsWith('tcp:')).length;
+    busy = targets.filter((t) => t.inFlight !== 0).map((t) => `${t.pool} ${t.url}: ${t.inFlight}`);
     return busy.length === 0;
   }, IN_FLIGHT_DEADLINE_MS, 250);
-  return { name: 'in-flight back to 0', ok, detail: ok ? 'every target at 0' : `after ${IN_FLIGHT_DEADLINE_MS} ms: ${busy.join(', ')}` };
+  return { name: 'in-flight back to 0', ok, detail: ok ? `every target at 0 (${l4} of them L4)` : `after ${IN_FLIGHT_DEADLINE_MS} ms: ${busy.join(', ')}` };
+}
+
+/** Every L4 route's waygate_tcp_open_connections back to 0 within the deadline. */
+export async function checkTcpOpen(gw: WaygateProcess): Promise<Check> {
+  let open: [string, number][] = [];
+  let series = 0;
+  const ok = await pollUntil(async () => {
+    const all = Object.entries(await gw.tcpOpen());
+    series = all.length;
+    open = all.filter(([, n]) => n !== 0);
+    return open.length === 0;
+  }, IN_FLIGHT_DEADLINE_MS, 250);
+  const left = ok ? '' : `; sockets waygate holds: ${nameClients(await gw.sockets(), clientPorts(gw)).join(', ') || 'none'}`;
+  return { name: 'L4 open connections back to 0', ok, detail: ok ? `waygate_tcp_open_connections 0 on every listener/route (${series} series)` : `after ${IN_FLIGHT_DEADLINE_MS} ms: ${open.map(([k, n]) => `${k} ${n}`).join(', ')}${left}` };
+}
+
+/** L4 exchanges per healthy tcp pool in the final probe, and how many at once. */
+export const L4_PROBE_CONNECTIONS = 16;
+const L4_PROBE_CONCURRENCY = 4;
+const L4_PROBE_BYTES = 65_536;
+
+/** Fresh well-behaved L4 clients of every `ok` tcp pool: each echo exact and closed cleanly, none slower than PROBE_MAX_MS. */
+export async function probeL4(shared: Shared): Promise<Check> {
+  const pools = tcpPools(shared.pools, 'ok');
+  const scope = new Scope(shared);
+  const problems: string[] = [];
+  let slowest = 0;
+  try {
+    for (const pool of pools) {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < L4_PROBE_CONNECTIONS) {
+          const i = next++;
+          const started = Date.now();
+          const p = await echoOnce(scope.ctx, pool, 0x1000 + i, L4_PROBE_BYTES, PROBE_MAX_MS * 2);
+          const ms = Date.now() - started;
+          slowest = Math.max(slowest, ms);
+          if (p !== undefined) problems.push(`${pool.name} #${i}: ${p} after ${ms} ms`);
+          else if (ms > PROBE_MAX_MS) problems.push(`${pool.name} #${i}: echoed, but after ${ms} ms`);
+        }
+      };
+      await Promise.all(Array.from({ length: L4_PROBE_CONCURRENCY }, worker));
+    }
+  } finally {
+    scope.end();
+  }
+  return {
+    name: `${L4_PROBE_CONNECTIONS} L4 connections to each of ${pools.map((p) => p.name).join(', ') || 'no tcp pool'}`,
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `all echoed ${L4_PROBE_BYTES} bytes exactly and closed cleanly, slowest ${slowest} ms` : `${problems.length} bad: ${problems.slice(0, 5).join('; ')}`,
+  };
 }
 
 /** Client connections, upstream sockets and other descriptors back to the baseline within the deadline. */
@@ -86,24 +157,33 @@ export async function checkDrained(gw: WaygateProcess, up: UpstreamHost, base: R
   const started = Date.now();
   await pollUntil(async () => {
     rest = await measure(gw, up);
-    return rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
+    return rest.conns <= base.conns && rest.tcp <= base.tcp && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
   }, DRAIN_DEADLINE_MS, 500);
   const took = `${Date.now() - started} ms after the last client`;
-  const ok = rest.conns <= base.conns && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
+  const ok = rest.conns <= base.conns && rest.tcp <= base.tcp && rest.upstream <= base.upstream && rest.other <= base.other + FD_SLACK;
   // Name what is left (ports: the listeners' and the upstreams' are in the report).
-  const left = ok ? '' : `; sockets waygate holds: ${nameClients(await gw.sockets(), [gw.address.http, gw.address.https]).join(', ') || 'none'}`;
+  const left = ok ? '' : `; sockets waygate holds: ${nameClients(await gw.sockets(), clientPorts(gw)).join(', ') || 'none'}`;
   return {
     rest,
     checks: [
-      { name: 'client connections back to baseline', ok: rest.conns <= base.conns, detail: `waygate_open_connections ${rest.conns} (baseline ${base.conns}), ${took}${rest.conns > base.conns ? left : ''}` },
-      { name: 'upstream sockets back to baseline', ok: rest.upstream <= base.upstream, detail: `${rest.upstream} sockets open on the upstreams (baseline ${base.upstream})${rest.upstream > base.upstream ? left : ''}` },
+      { name: 'client connections back to baseline', ok: rest.conns <= base.conns && rest.tcp <= base.tcp, detail: `waygate_open_connections ${rest.conns} (baseline ${base.conns}), L4 ${rest.tcp} (baseline ${base.tcp}), ${took}${rest.conns > base.conns || rest.tcp > base.tcp ? left : ''}` },
+      { name: 'upstream sockets back to baseline', ok: rest.upstream <= base.upstream, detail: `${rest.upstream} sockets open on the upstreams (baseline ${base.upstream})${rest.upstream > base.upstream ? `${left}; open on the upstream host by target: ${await upstreamSockets(up)}` : ''}` },
       {
         name: 'file descriptors back to baseline',
         ok: rest.other <= base.other + FD_SLACK,
-        detail: `${rest.fds} fds = ${rest.conns} client + ${rest.upstream} upstream + ${rest.other} other (baseline ${base.fds} = ${base.conns} + ${base.upstream} + ${base.other}; slack ${FD_SLACK})${rest.other > base.other + FD_SLACK ? left : ''}`,
+        detail: `${rest.fds} fds = ${rest.conns} client + ${rest.tcp} L4 client + ${rest.upstream} upstream + ${rest.other} other (baseline ${base.fds} = ${base.conns} + ${base.tcp} + ${base.upstream} + ${base.other}; slack ${FD_SLACK})${rest.other > base.other + FD_SLACK ? left : ''}`,
       },
     ],
   };
+}
+
+/** The upstream host's open sockets by target, named by the pools that route to it. */
+async function upstreamSockets(up: UpstreamHost): Promise<string> {
+  const { byPort } = await up.stats();
+  return Object.entries(byPort).map(([port, n]) => {
+    const pools = up.pools.filter((p) => p.targets.some((t) => new URL(t).port === port)).map((p) => p.name);
+    return `:${port} (${pools.join(', ') || '?'}) ${n}`;
+  }).join(', ') || 'none';
 }
 
 const PROBE_PATHS = ['echo', 'data?size=16384&chunked=1', 'data?size=262144&chunked=1&burst=1', 'data?size=100'];

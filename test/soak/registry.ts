@@ -1,7 +1,8 @@
 // The soak's registries: every file in clients/ is a client behaviour, every file in faults/ an
-// upstream fault. A later capability (L4 TCP/UDP, middlewares, ACME, the dashboard) adds its
-// own by adding one file there; nothing else changes. Files load in name order, so a seed picks
-// the same sequence for a given set of files.
+// upstream fault. A later capability (middlewares, ACME, the dashboard) adds its own by adding
+// files there; L4 (faults/l4.ts, clients/tcp-*.ts) also taught setup.ts its listeners and routes
+// and checks.ts its counters. Files load in name order, so a seed picks the same sequence for a
+// given set of files.
 import { readdir } from 'node:fs/promises';
 import type { ClientBehaviour, UpstreamFault } from './types.ts';
 

@@ -75,9 +75,15 @@ export function reportLines(r: SoakReport): string[] {
   if (r.failures.length > 0) out.push(`failed tasks (${r.failedTasks}):`, ...failureLines(r.failures));
   out.push('client behaviours (outcome counts):');
   for (const [name, notes] of Object.entries(r.byBehaviour).sort()) out.push(`  ${name} ${total(notes)}: ${sorted(notes)}`);
-  out.push('pools (tasks aimed at them; waygate access-log statuses):');
-  const pools = new Set([...Object.keys(r.tasksByPool), ...Object.keys(r.statusesByPool)]);
-  for (const p of [...pools].sort()) out.push(`  ${p}: ${r.tasksByPool[p] ?? 0} tasks; statuses ${sorted(r.statusesByPool[p] ?? {}) || 'none'}`);
+  out.push('pools (tasks aimed at them; waygate access-log statuses, or for L4 routes the terminations of its connection lines):');
+  const pools = new Set([...Object.keys(r.tasksByPool), ...Object.keys(r.statusesByPool), ...Object.keys(r.terminations)]);
+  for (const p of [...pools].sort()) {
+    const l4 = r.terminations[p];
+    out.push(`  ${p}: ${r.tasksByPool[p] ?? 0} tasks; ${l4 === undefined ? `statuses ${sorted(r.statusesByPool[p] ?? {}) || 'none'}` : `terminations ${sorted(l4)}`}`);
+  }
+  const byTermination: Record<string, number> = {};
+  for (const ends of Object.values(r.terminations)) for (const [k, n] of Object.entries(ends)) byTermination[k] = (byTermination[k] ?? 0) + n;
+  out.push(`L4 connections by termination (waygate's connection lines, ${total(byTermination)} in all): ${sorted(byTermination) || 'none'}`);
   out.push(`upstream faults served: ${sorted(r.faultHits) || 'none'}`);
   out.push(`upstream attempts failed on a refused HTTP/2 stream, by pool: ${sorted(r.refusals) || 'none'}`);
   if (r.peakRss !== undefined) out.push(`waygate peak RSS during the chaos: ${(r.peakRss / 1048576).toFixed(1)} MB`);

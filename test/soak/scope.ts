@@ -3,7 +3,7 @@
 // so no client socket outlives its task and skews the gateway's connection counts.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { ClientContext, Disposable, GatewayAddress, PoolSpec, SoakTimeouts } from './types.ts';
+import type { ClientContext, ConnectionLine, Disposable, GatewayAddress, PoolSpec, SoakTimeouts } from './types.ts';
 
 // Shorter than the gateway's clientIdle: the client drops an idle kept-alive connection before
 // the gateway would (a request on a connection the server is closing is the client's race).
@@ -16,6 +16,8 @@ export interface Shared {
   pools: readonly PoolSpec[];
   timeouts: SoakTimeouts;
   agents: { http: HttpAgent; https: HttpsAgent };
+  /** The running gateway's connection line for a client port (ClientContext.connectionLine). */
+  connectionLine: (port: number, since: number, ms: number) => Promise<ConnectionLine | undefined>;
 }
 
 /** Keep-alive agents for the tasks' well-behaved HTTP/1.1 requests. */
@@ -38,6 +40,7 @@ export class Scope {
       timeouts: shared.timeouts,
       agents: shared.agents,
       signal: this.#controller.signal,
+      connectionLine: shared.connectionLine,
       own<T extends Disposable>(r: T): T {
         owned.add(r);
         return r;

@@ -1,6 +1,8 @@
 // The soak's world: a temp dir holding waygate.yaml, a routes dir (one pool and one route per
 // fault pool) and a certs dir; a private CA whose leaf the TLS upstreams serve; the upstream
-// host; and the short timeouts that make every fault end quickly.
+// host; and the short timeouts that make every fault end quickly. A tcp pool (L4, SPEC §7) gets
+// a tcpRoute of its name on the TCP listener its fault names (one listener per plain pool, one
+// shared by the SNI routes), and waygate.yaml gets every such listener on port 0.
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import type { PoolSpec, SoakTimeouts } from './types.ts';
 import { UpstreamHost } from './upstreams.ts';
 
 /** The soak's timeouts: short, so a fault ends in seconds (issue 12). */
-export const SOAK_TIMEOUTS: SoakTimeouts = { clientHeader: 2000, clientIdle: 3000, connect: 1000, response: 2000, idle: 1000 };
+export const SOAK_TIMEOUTS: SoakTimeouts = { clientHeader: 2000, clientIdle: 3000, connect: 1000, response: 2000, idle: 1000, peek: 2000, tcpIdle: 3000, halfClose: 2000 };
 /** waygate's drain on SIGTERM. */
 export const SHUTDOWN_MS = 2000;
 /** limits.maxBodySize: small enough that some uploads cross it (413). */
@@ -24,19 +26,43 @@ export interface World {
   pools: PoolSpec[];
 }
 
-/** The routes file: each pool gets the soak's timeouts (unless it sets its own) and a route on `/<pool>/*`. */
+/**
+ * The routes file: each pool gets the soak's timeouts (unless it sets its own) and a route on
+ * `/<pool>/*`; a tcp pool gets a tcpRoute of its name on its listener instead (SNI-matched when
+ * its fault says so), with the soak's idle and half-close timeouts.
+ */
 export function routesYaml(pools: readonly PoolSpec[], t: SoakTimeouts): string {
   const timeouts = { connect: `${t.connect}ms`, response: `${t.response}ms`, idle: `${t.idle}ms` };
+  const l7 = pools.filter((p) => p.kind !== 'tcp');
+  const l4 = pools.filter((p) => p.kind === 'tcp');
   return stringify({
-    pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts, ...p.options }])),
-    routes: pools.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, pool: p.name })),
+    pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts: p.kind === 'tcp' ? { connect: `${t.connect}ms` } : timeouts, ...p.options }])),
+    routes: l7.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, pool: p.name })),
+    tcpRoutes: l4.map((p) => ({
+      name: p.name,
+      listener: p.l4!.listener,
+      ...(p.l4!.sni === undefined ? {} : { match: { sni: p.l4!.sni } }),
+      pool: p.name,
+      idleTimeout: `${t.tcpIdle}ms`,
+      halfCloseTimeout: `${t.halfClose}ms`,
+      ...p.l4!.route,
+    })),
   });
 }
 
-/** waygate.yaml: loopback port 0 everywhere, the soak's timeouts, access log on. */
-export function staticYaml(dir: string, t: SoakTimeouts): string {
+/** The TCP listeners the tcp pools' routes name, in first-use order (`https`, the shared HTTPS port, is not one). */
+export function tcpListeners(pools: readonly PoolSpec[]): string[] {
+  return [...new Set(pools.filter((p) => p.kind === 'tcp').map((p) => p.l4!.listener))].filter((l) => l !== 'https');
+}
+
+/** waygate.yaml: loopback port 0 everywhere (the TCP listeners `tcp` included), the soak's timeouts, access log on. */
+export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] = []): string {
   return stringify({
-    listeners: { http: { address: '127.0.0.1:0' }, https: { address: '127.0.0.1:0' } },
+    listeners: {
+      http: { address: '127.0.0.1:0' },
+      https: { address: '127.0.0.1:0' },
+      ...(tcp.length === 0 ? {} : { tcp: Object.fromEntries(tcp.map((name) => [name, { address: '127.0.0.1:0', peekTimeout: `${t.peek}ms` }])) }),
+    },
     admin: { address: '127.0.0.1:0' },
     routesDir: join(dir, 'routes'),
     certsDir: join(dir, 'certs'),
@@ -58,6 +84,6 @@ export async function prepare(timeouts: SoakTimeouts): Promise<World> {
   const upstreams = await UpstreamHost.start({ caFile, cert: leaf.cert, key: leaf.key, timeouts });
   await writeFile(join(dir, 'routes', 'soak.yaml'), routesYaml(upstreams.pools, timeouts));
   const configFile = join(dir, 'waygate.yaml');
-  await writeFile(configFile, staticYaml(dir, timeouts));
+  await writeFile(configFile, staticYaml(dir, timeouts, tcpListeners(upstreams.pools)));
   return { dir, configFile, upstreams, pools: upstreams.pools };
 }

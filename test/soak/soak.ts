@@ -1,6 +1,7 @@
 // The chaos soak (issue 12): waygate as a child process, real upstreams in another, and for N
 // seconds a random mix of client behaviours (clients/*.ts) against pools of upstream faults
-// (faults/*.ts), at most `concurrency` at once and at most `maxTasks` in all. The choices come
+// (faults/*.ts), HTTP and L4 (tcp pools behind tcpRoutes, SPEC §7) alike, at most `concurrency`
+// at once and at most `maxTasks` in all. The choices come
 // from one seeded PRNG: task i is the same for a given seed (and set of files) on every run;
 // which tasks overlap, and how many fit in N seconds, depends on timing and is not reproducible.
 // Then the checks of checks.ts, and a report (report.ts).
@@ -8,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import * as checks from './checks.ts';
 import type { Check, Rest } from './checks.ts';
 import { sendAll } from './clients/normal.ts';
+import { echoOnce, tcpPools } from './kit/l4.ts';
 import { wsSession } from './clients/websocket.ts';
 import { asTask, nameClients } from './ports.ts';
 import { Rng } from './prng.ts';
@@ -109,6 +111,8 @@ export interface SoakReport {
   statusesByPool: Record<string, Record<string, number>>;
   /** Faults actually served, from the upstream host. */
   faultHits: Record<string, number>;
+  /** L4 connections by route (or `listener NAME` when none matched), then termination, from waygate's connection lines. */
+  terminations: Record<string, Record<string, number>>;
   /** Upstream attempts that failed on a refused HTTP/2 stream, by pool (waygate's warn lines). */
   refusals: Record<string, number>;
   /** The first failed tasks. */
@@ -144,9 +148,9 @@ function signatureOf(stderr: string, exit: { code: number | null; signal: string
 }
 
 /**
- * Warm-up: normal requests to every healthy pool over every protocol (a failure there means the
- * soak cannot judge anything: thrown), then a WebSocket round trip per ws pool and listener
- * (returned as problems: a finding like any other).
+ * Warm-up: normal requests to every healthy pool over every protocol, and echo exchanges with
+ * every healthy tcp pool (a failure there means the soak cannot judge anything: thrown), then a
+ * WebSocket round trip per ws pool and listener (returned as problems: a finding like any other).
  */
 async function warmUp(shared: Shared): Promise<string[]> {
   const scope = new Scope(shared);
@@ -156,6 +160,12 @@ async function warmUp(shared: Shared): Promise<string[]> {
         const reqs = [{ method: 'GET', path: `/${pool.name}/echo` }, { method: 'GET', path: `/${pool.name}/data?size=16384&chunked=1` }, { method: 'POST', path: `/${pool.name}/echo`, body: { size: 1000, declared: true, pieces: 2 } }];
         const r = await sendAll(scope.ctx, proto, reqs);
         if (!r.ok) throw new Error(`waygate does not serve the healthy pools before any chaos: ${pool.name} ${proto}: ${r.detail}`);
+      }
+    }
+    for (const pool of tcpPools(shared.pools, 'ok')) {
+      for (const size of [1, 16_384, 300_000]) {
+        const p = await echoOnce(scope.ctx, pool, size, size, 5000);
+        if (p !== undefined) throw new Error(`waygate does not serve the healthy tcp pools before any chaos: ${pool.name} ${size}B: ${p}`);
       }
     }
     const problems: string[] = [];
@@ -229,6 +239,7 @@ function absorb(report: SoakReport, p: WaygateProcess): void {
   for (const [pool, statuses] of Object.entries(p.poolStatuses)) for (const [k, n] of Object.entries(statuses)) (report.statusesByPool[pool] ??= {})[k] = (report.statusesByPool[pool][k] ?? 0) + n;
   for (const [k, n] of Object.entries(p.levels)) report.logLevels[k] = (report.logLevels[k] ?? 0) + n;
   for (const [k, n] of Object.entries(p.refusals)) report.refusals[k] = (report.refusals[k] ?? 0) + n;
+  for (const [route, ends] of Object.entries(p.terminations)) for (const [k, n] of Object.entries(ends)) (report.terminations[route] ??= {})[k] = (report.terminations[route][k] ?? 0) + n;
   for (const [k, lines] of Object.entries(p.samples)) report.samples[k] ??= lines;
   report.errorLines.push(...p.errorLines.slice(0, Math.max(0, 20 - report.errorLines.length)));
 }
@@ -241,7 +252,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const behaviours = await selectBehaviours(options);
   const report: SoakReport = {
     ok: false, seed: options.seed, seconds: options.seconds, ranMs: 0, tasks: 0, failedTasks: 0, lostTasks: 0, byBehaviour: {}, tasksByPool: {}, statusesByPool: {},
-    faultHits: {}, refusals: {}, failures: [], crashes: [], checks: [], logLevels: {}, samples: {}, okPools: [], errorLines: [], options,
+    faultHits: {}, terminations: {}, refusals: {}, failures: [], crashes: [], checks: [], logLevels: {}, samples: {}, okPools: [], errorLines: [], options,
   };
   const world = await prepare(SOAK_TIMEOUTS);
   let gw: WaygateProcess | undefined;
@@ -250,7 +261,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const pools = selectPools(options, world.pools);
     report.okPools = world.pools.filter((p) => p.expect === 'ok').map((p) => p.name);
     gw = await WaygateProcess.start(world.configFile);
-    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents };
+    // A task reads its connection lines from whichever gateway runs now (a restart replaces it).
+    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents, connectionLine: (port, since, ms) => gw!.connectionLine(port, since, ms) };
     // Warm-up and probes use every pool, whatever the filters, and agents of their own (closed
     // before the baseline, so it counts no client connection).
     const baseShared = (): Shared => ({ ...shared, pools: world.pools, agents: makeAgents() });
@@ -268,7 +280,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (warm.length > 0) report.checks.push({ name: 'warm-up WebSocket round trips', ok: false, detail: warm.join('; ') });
     let base = { ...(await checks.measureStable(gw, world.upstreams)), rss: await gw.rss(), memory: await gw.memory() };
     report.baseline = base;
-    log(`baseline: ${base.fds} fds (${base.conns} client, ${base.upstream} upstream, ${base.other} other), RSS ${(base.rss / 1048576).toFixed(1)} MB`);
+    log(`baseline: ${base.fds} fds (${base.conns} client, ${base.tcp} L4 client, ${base.upstream} upstream, ${base.other} other), RSS ${(base.rss / 1048576).toFixed(1)} MB`);
 
     // ---- chaos ----
     const planner = new Planner(options.seed, behaviours, pools);
@@ -310,6 +322,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       void (async () => {
         const before = options.isolate === true ? await inFlight(current).catch(() => new Map<string, number>()) : undefined;
         const connsBefore = options.isolate === true ? await current.openConnections().catch(() => 0) : 0;
+        const tcpBefore = options.isolate === true ? await checks.tcpOpenTotal(current).catch(() => 0) : 0;
         let outcome = await Promise.race([asTask(`#${p.index} ${p.task.label}`, () => p.task.run(scope.ctx)).catch((err: Error): Outcome => ({ ok: false, note: 'threw', detail: err.stack ?? String(err) })), aborted]);
         clearTimeout(deadline);
         scope.end();
@@ -318,15 +331,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           // Its own client sockets are gone: whatever it left in the gateway must go too.
           let left: string[] = [];
           let conns = 0;
+          let tcp = 0;
           await pollUntil(async () => {
             left = grown(before, await inFlight(current).catch(() => before));
             conns = await current.openConnections().catch(() => connsBefore);
-            return left.length === 0 && conns <= connsBefore;
+            tcp = await checks.tcpOpenTotal(current).catch(() => tcpBefore);
+            return left.length === 0 && conns <= connsBefore && tcp <= tcpBefore;
           }, ISOLATE_DRAIN_MS, 200);
           if (left.length > 0) outcome = { ok: false, note: 'in-flight leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: ${left.join(', ')} (task outcome: ${outcome.note})` };
-          else if (conns > connsBefore) {
-            const sockets = nameClients(await current.sockets().catch(() => []), [current.address.http, current.address.https]);
-            outcome = { ok: false, note: 'connection leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: waygate_open_connections ${connsBefore} → ${conns}; sockets ${sockets.join(', ')} (https :${current.address.https}, http :${current.address.http}; task outcome: ${outcome.note})` };
+          else if (conns > connsBefore || tcp > tcpBefore) {
+            const sockets = nameClients(await current.sockets().catch(() => []), checks.clientPorts(current));
+            const tcpPorts = Object.entries(current.address.tcp).map(([n, p]) => `${n} :${p}`).join(', ');
+            outcome = { ok: false, note: 'connection leak', detail: `${ISOLATE_DRAIN_MS} ms after the task ended: waygate_open_connections ${connsBefore} → ${conns}, L4 ${tcpBefore} → ${tcp}; sockets ${sockets.join(', ')} (https :${current.address.https}, http :${current.address.http}${tcpPorts === '' ? '' : `, ${tcpPorts}`}; task outcome: ${outcome.note})` };
           }
         }
         finish(rec, outcome);
@@ -444,12 +460,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (gw.alive) {
       try {
         report.checks.push(await checks.checkInFlight(gw));
+        report.checks.push(await checks.checkTcpOpen(gw));
         const drained = await checks.checkDrained(gw, world.upstreams, base);
         report.checks.push(...drained.checks);
         for (const [pool, proto, n] of [['healthy', 'h1', 4], ['healthy', 'h2', 8], ['tls', 'h1', 4], ['h2c', 'h2', 8]] as const) {
           if (!world.pools.some((p) => p.name === pool)) continue;
           const own = baseShared();
           report.checks.push(await checks.probe(own, pool, proto, n));
+          own.agents.http.destroy();
+          own.agents.https.destroy();
+        }
+        if (tcpPools(world.pools, 'ok').length > 0) {
+          const own = baseShared();
+          report.checks.push(await checks.probeL4(own));
           own.agents.http.destroy();
           own.agents.https.destroy();
         }
@@ -471,7 +494,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   } finally {
     if (gw !== undefined) {
       absorb(report, gw);
-      report.listeners = `http :${gw.address.http}, https :${gw.address.https}`;
+      report.listeners = [`http :${gw.address.http}`, `https :${gw.address.https}`, ...Object.entries(gw.address.tcp).map(([n, p]) => `${n} :${p}`)].join(', ');
       gw.kill();
     }
     agents.http.destroy();

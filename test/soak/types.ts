@@ -1,7 +1,8 @@
 // The contracts between the soak's parts. A client behaviour (clients/*.ts) plans a task from
 // its own PRNG and runs it against the gateway; an upstream fault (faults/*.ts) starts real
 // servers in the upstream host process and describes the pools that route to them. Adding a
-// capability to the soak is adding one such file: registry.ts finds it.
+// capability to the soak is adding one such file: registry.ts finds it. L4 (SPEC §7) pools are
+// `kind: 'tcp'`: their `l4` says which TCP listener (and which SNI names on it) route to them.
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Server } from 'node:net';
@@ -25,10 +26,42 @@ export interface PoolSpec {
   /** Path suffixes (the fault's variants, may carry a query) a client asks for under `/<name>/`. */
   variants: string[];
   expect: PoolExpect;
-  /** `ws` pools are WebSocket upstreams; `http` pools serve requests. */
-  kind: 'http' | 'ws';
+  /** `ws` pools are WebSocket upstreams; `http` pools serve requests; `tcp` pools take raw connections (SPEC §7). */
+  kind: 'http' | 'ws' | 'tcp';
+  /** For `tcp` pools: how the routes file reaches it (its tcpRoute is named after the pool). */
+  l4?: L4Spec;
   /** The fault module that started it. */
   fault: string;
+}
+
+/** What an L4 target does (faults/l4.ts). */
+export type L4Target = 'echo' | 'tls-echo' | 'refuse' | 'reset' | 'blackhole' | 'stop-reading' | 'half-close';
+
+/** A tcp pool's route: its listener (a `listeners.tcp` name in waygate.yaml), the SNI names it matches there, what its target does. */
+export interface L4Spec {
+  listener: string;
+  /** SNI names the route matches (the listener then peeks at every ClientHello); none: every connection of the listener. */
+  sni?: string[];
+  target: L4Target;
+  /** For a TLS target: the SHA-256 fingerprint of its own certificate (as tls's getPeerCertificate() writes it). */
+  fingerprint?: string;
+  /** Extra tcpRoute keys over the soak's defaults. */
+  route?: Record<string, unknown>;
+}
+
+/** One `msg: "connection"` line of waygate (SPEC §7), as a task reads it back by its local port. */
+export interface ConnectionLine {
+  listener: string;
+  clientPort: number;
+  sni: string | null;
+  route: string | null;
+  pool: string | null;
+  target: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  termination: string;
+  detail?: string;
 }
 
 /** The soak's timeouts as written into waygate.yaml and the routes (ms). */
@@ -38,6 +71,12 @@ export interface SoakTimeouts {
   connect: number;
   response: number;
   idle: number;
+  /** The TCP listeners' peekTimeout: the longest wait for a complete ClientHello. */
+  peek: number;
+  /** The tcpRoutes' idleTimeout: no byte either way this long closes both sides. */
+  tcpIdle: number;
+  /** The tcpRoutes' halfCloseTimeout: after one side's FIN, the other has this long to finish. */
+  halfClose: number;
 }
 
 /** Where the gateway listens (read from its `listening` line; changes if it is restarted). */
@@ -45,6 +84,8 @@ export interface GatewayAddress {
   host: string;
   http: number;
   https: number;
+  /** The TCP listeners' ports, by name (listeners.tcp). */
+  tcp: Record<string, number>;
 }
 
 /** Something a task opened and must not outlive it. */
@@ -63,6 +104,11 @@ export interface ClientContext {
   readonly signal: AbortSignal;
   /** Registers a socket, session or stream to destroy when the task ends, whatever happens. */
   own<T extends Disposable>(resource: T): T;
+  /**
+   * waygate's connection line for the client connection from local port `port`, logged after
+   * `since` (ms since the epoch); waits up to `ms` for it. Undefined if none came.
+   */
+  connectionLine(port: number, since: number, ms: number): Promise<ConnectionLine | undefined>;
 }
 
 /** How a task ended. `note` is short and countable ("502", "closed", "greeting lost"). */

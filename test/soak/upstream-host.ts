@@ -1,6 +1,6 @@
 // The upstream host: a child process running every fault's servers (faults/*.ts), so the
 // upstreams do not share an event loop with the load generator and the judge. It talks to the
-// soak over IPC: `start` → `ready` with the pools; `stats` → open sockets and fault counts;
+// soak over IPC: `start` → `ready` with the pools; `stats` → open sockets (by server port) and fault counts;
 // `close` ends it. It exits when the soak goes away.
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { loadFaults } from './registry.ts';
@@ -17,7 +17,7 @@ export type ToHost =
 export type FromHost =
   | { type: 'ready'; pools: PoolSpec[] }
   | { type: 'failed'; error: string }
-  | { type: 'stats'; id: number; sockets: number; hits: Record<string, number> };
+  | { type: 'stats'; id: number; sockets: number; byPort: Record<string, number>; hits: Record<string, number> };
 
 const sockets = new Set<Socket>();
 const servers: Server[] = [];
@@ -67,7 +67,9 @@ process.on('message', (msg: ToHost) => {
   if (msg.type === 'start') {
     start(msg).catch((err: Error) => send({ type: 'failed', error: err.stack ?? String(err) }));
   } else if (msg.type === 'stats') {
-    send({ type: 'stats', id: msg.id, sockets: sockets.size, hits });
+    const byPort: Record<string, number> = {};
+    for (const s of sockets) byPort[String(s.localPort ?? '?')] = (byPort[String(s.localPort ?? '?')] ?? 0) + 1;
+    send({ type: 'stats', id: msg.id, sockets: sockets.size, byPort, hits });
   } else if (msg.type === 'close') {
     for (const s of sockets) s.destroy();
     for (const s of servers) s.close();

@@ -15,6 +15,8 @@ const STATS_TIMEOUT_MS = 5_000;
 export interface UpstreamStats {
   /** Sockets open on the upstream servers (every one from the gateway). */
   sockets: number;
+  /** The same, by the server's port (a target URL's port). */
+  byPort: Record<string, number>;
   /** Faults served, by "fault/variant". */
   hits: Record<string, number>;
 }
@@ -33,7 +35,7 @@ export class UpstreamHost {
     this.#stderr = stderr;
     proc.on('message', (m: FromHost) => {
       if (m.type !== 'stats') return;
-      this.#waiting.get(m.id)?.({ sockets: m.sockets, hits: m.hits });
+      this.#waiting.get(m.id)?.({ sockets: m.sockets, byPort: m.byPort, hits: m.hits });
       this.#waiting.delete(m.id);
     });
   }

@@ -1,7 +1,8 @@
 // waygate under soak: the real command (bin/waygate.js) as a child process with its own
 // waygate.yaml, read from outside the way an operator would: the `listening` line, the admin
 // API (/status, /metrics), and /proc (open file descriptors, resident memory). Its stdout is
-// counted (access lines by status, log lines by level) and its stderr kept for the report.
+// counted (access lines by status, L4 connection lines by route and termination, log lines by
+// level) and its stderr kept for the report; a task finds its own connection line by its port.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -9,7 +10,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { GatewayAddress } from './types.ts';
+import type { ConnectionLine, GatewayAddress } from './types.ts';
 
 const ENTRY = fileURLToPath(new URL('../../bin/waygate.js', import.meta.url));
 const LISTENING_TIMEOUT_MS = 20_000;
@@ -18,6 +19,8 @@ const KEEP_STDERR = 1_000_000;
 const KEEP_ERROR_LINES = 20;
 const KEEP_TAIL = 30;
 const SAMPLES_KEPT = 2;
+/** Connection lines kept for lookup by client port this long (a task reads its own within seconds). */
+const LINE_KEEP_MS = 60_000;
 
 /** How the process ended. */
 export interface Exit {
@@ -53,6 +56,8 @@ export class WaygateProcess {
   readonly samples: Record<string, string[]> = {};
   /** Upstream requests that failed because the target refused their HTTP/2 stream, by pool. */
   readonly refusals: Record<string, number> = {};
+  /** L4 connection lines by route (or `listener NAME` when none matched), then termination. */
+  readonly terminations: Record<string, Record<string, number>> = {};
   /** The first log lines at level error or above. */
   readonly errorLines: string[] = [];
   /** The last stdout lines. */
@@ -60,12 +65,17 @@ export class WaygateProcess {
   readonly #proc: ChildProcess;
   readonly #stderr: { text: string };
   readonly #exited: Promise<Exit>;
+  /** The latest connection line of each client port, with when it was read. */
+  readonly #byPort = new Map<number, { line: ConnectionLine; at: number }>();
+  readonly #portWaiters = new Map<number, Set<() => void>>();
+  #linesSincePrune = 0;
 
-  private constructor(proc: ChildProcess, listening: Record<string, string>, stderr: { text: string }, exited: Promise<Exit>) {
+  private constructor(proc: ChildProcess, listening: Listening, stderr: { text: string }, exited: Promise<Exit>) {
     this.#proc = proc;
     this.pid = proc.pid!;
     const port = (a: string): number => Number(a.slice(a.lastIndexOf(':') + 1));
-    this.address = { host: '127.0.0.1', http: port(listening.http), https: port(listening.https) };
+    const tcp = Object.fromEntries(Object.entries(listening.tcp ?? {}).map(([name, a]) => [name, port(a)]));
+    this.address = { host: '127.0.0.1', http: port(listening.http), https: port(listening.https), tcp };
     this.admin = `http://${listening.admin}`;
     this.#stderr = stderr;
     this.#exited = exited;
@@ -90,7 +100,7 @@ export class WaygateProcess {
     });
     let self: WaygateProcess | undefined;
     const early: string[] = [];
-    const listening = await new Promise<Record<string, string>>((resolve, reject) => {
+    const listening = await new Promise<Listening>((resolve, reject) => {
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
         reject(new Error(`waygate printed no "listening" line within ${LISTENING_TIMEOUT_MS} ms: ${stderr.text}`));
@@ -103,7 +113,7 @@ export class WaygateProcess {
         early.push(line);
         if (line.includes('"msg":"listening"')) {
           clearTimeout(timer);
-          resolve(JSON.parse(line) as Record<string, string>);
+          resolve(JSON.parse(line) as Listening);
         }
       });
       void exited.then((e) => {
@@ -160,6 +170,39 @@ export class WaygateProcess {
     let sum = 0;
     for (const m of r.body.matchAll(/^waygate_open_connections\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
     return sum;
+  }
+
+  /** `waygate_tcp_open_connections` by "listener/route" (GET /metrics): L4 connections routed and not yet ended. */
+  async tcpOpen(): Promise<Record<string, number>> {
+    const r = await this.adminGet('/metrics');
+    const out: Record<string, number> = {};
+    for (const m of r.body.matchAll(/^waygate_tcp_open_connections\{listener="([^"]*)",route="([^"]*)"\} (\S+)$/gm)) out[`${m[1]}/${m[2]}`] = Number(m[3]);
+    return out;
+  }
+
+  /** The connection line of client port `port` read after `since`, waiting up to `ms` for it. */
+  async connectionLine(port: number, since: number, ms: number): Promise<ConnectionLine | undefined> {
+    const found = (): ConnectionLine | undefined => {
+      const e = this.#byPort.get(port);
+      return e !== undefined && e.at >= since ? e.line : undefined;
+    };
+    const end = Date.now() + ms;
+    for (;;) {
+      const line = found();
+      if (line !== undefined || Date.now() >= end || !this.alive) return line;
+      await new Promise<void>((resolve) => {
+        const set = this.#portWaiters.get(port) ?? new Set();
+        this.#portWaiters.set(port, set);
+        const wake = (): void => {
+          clearTimeout(timer);
+          set.delete(wake);
+          if (set.size === 0 && this.#portWaiters.get(port) === set) this.#portWaiters.delete(port);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.max(1, end - Date.now()));
+        set.add(wake);
+      });
+    }
   }
 
   /** V8 heap used and total, and memory outside the heap (Buffers), from the default process metrics (bytes). */
@@ -226,7 +269,7 @@ export class WaygateProcess {
   #line(line: string): void {
     this.tail.push(line);
     if (this.tail.length > KEEP_TAIL) this.tail.shift();
-    let obj: { level?: number; msg?: string; status?: number; pool?: string | null };
+    let obj: { level?: number; msg?: string; status?: number; pool?: string | null; route?: string | null };
     try {
       obj = JSON.parse(line) as typeof obj;
     } catch {
@@ -244,6 +287,7 @@ export class WaygateProcess {
       }
       return;
     }
+    if (obj.msg === 'connection') return this.#connection(obj as unknown as ConnectionLine);
     const level = LEVEL_NAMES[obj.level ?? 30] ?? String(obj.level);
     this.levels[level] = (this.levels[level] ?? 0) + 1;
     if ((obj.level ?? 0) === 40 && typeof obj.pool === 'string') {
@@ -254,7 +298,24 @@ export class WaygateProcess {
     }
     if ((obj.level ?? 0) >= 50 && this.errorLines.length < KEEP_ERROR_LINES) this.errorLines.push(line);
   }
+
+  /** An L4 connection line: counted by route and termination, kept for its client port's task. */
+  #connection(c: ConnectionLine): void {
+    const key = c.route ?? `listener ${c.listener}`;
+    const byRoute = (this.terminations[key] ??= {});
+    byRoute[c.termination] = (byRoute[c.termination] ?? 0) + 1;
+    const now = Date.now();
+    this.#byPort.set(c.clientPort, { line: c, at: now });
+    for (const wake of [...(this.#portWaiters.get(c.clientPort) ?? [])]) wake();
+    if (++this.#linesSincePrune >= 1000) {
+      this.#linesSincePrune = 0;
+      for (const [p, e] of this.#byPort) if (now - e.at > LINE_KEEP_MS) this.#byPort.delete(p);
+    }
+  }
 }
+
+/** The `listening` line: listener addresses ("host:port"), the TCP ones by name. */
+type Listening = { http: string; https: string; admin: string; tcp?: Record<string, string> };
 
 const TCP_STATES: Record<string, string> = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0B': 'CLOSING' };
 

@@ -30,13 +30,22 @@ export class Wire {
   #kept = 0;
   #waiters: (() => void)[] = [];
   #isEnded = false;
+  #port = 0;
+  /** When the connection was dialled (ms since the epoch): its gateway log line comes after. */
+  readonly since = Date.now();
 
-  constructor(ctx: ClientContext, opts: { tls?: boolean; port?: number; alpn?: string[] } = {}) {
+  /**
+   * `servername`: the TLS SNI (default localhost); `allowHalfOpen`: a FIN from the gateway does
+   * not end this side (a client that keeps writing after the other side finished).
+   */
+  constructor(ctx: ClientContext, opts: { tls?: boolean; port?: number; alpn?: string[]; servername?: string; allowHalfOpen?: boolean } = {}) {
     const port = opts.port ?? (opts.tls === true ? ctx.gateway.https : ctx.gateway.http);
-    this.tcp = ctx.own(connect({ host: ctx.gateway.host, port, noDelay: true }));
+    this.tcp = ctx.own(connect({ host: ctx.gateway.host, port, noDelay: true, allowHalfOpen: opts.allowHalfOpen === true }));
     this.socket = opts.tls === true
-      ? ctx.own(tlsConnect({ socket: this.tcp, servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: opts.alpn ?? ['http/1.1'] }))
+      ? ctx.own(tlsConnect({ socket: this.tcp, servername: opts.servername ?? 'localhost', rejectUnauthorized: false, ALPNProtocols: opts.alpn ?? ['http/1.1'] }))
       : this.tcp;
+    // Read at the connect: once the socket is destroyed its address is gone.
+    this.tcp.once('connect', () => (this.#port = this.tcp.localPort ?? 0));
     let errorCode: string | undefined;
     const onError = (err: NodeJS.ErrnoException): void => {
       errorCode ??= err.code ?? err.message;
@@ -64,6 +73,11 @@ export class Wire {
         resolve(code === undefined ? 'closed' : code === 'ECONNRESET' ? 'reset' : `error:${code}`);
       });
     });
+  }
+
+  /** The local port (the gateway's log line and socket list name the connection by it); 0 before it connected. */
+  get localPort(): number {
+    return this.#port;
   }
 
   /** Whether the connection has ended. */
