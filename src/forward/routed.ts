@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ProxyEnds } from '../l4/proxy-header.ts';
-import { proxiedAddress } from '../server/proxy-protocol.ts';
+import { proxiedAddress, proxiedDestination } from '../server/proxy-protocol.ts';
 import type { UpstreamProxy } from '../upstream/client.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { ForwardInfo, HeaderOps } from './headers.ts';
@@ -40,8 +40,10 @@ export function clientEnds(req: IncomingMessage): ProxyEnds | undefined {
   const carried = proxiedAddress(socket);
   const sourceAddress = carried?.address ?? socket.remoteAddress;
   const sourcePort = carried?.port ?? socket.remotePort;
-  const destAddress = socket.localAddress;
-  const destPort = socket.localPort;
+  // Behind a balancer, both ends of its PROXY header go on.
+  const dest = proxiedDestination(socket);
+  const destAddress = dest?.address ?? socket.localAddress;
+  const destPort = dest?.port ?? socket.localPort;
   if (sourceAddress === undefined || sourcePort === undefined || destAddress === undefined || destPort === undefined) return undefined;
   return { sourceAddress, sourcePort, destAddress, destPort };
 }

@@ -6,7 +6,7 @@ import type { EventEmitter } from 'node:events';
 import { Server as NetServer } from 'node:net';
 import type { Socket } from 'node:net';
 import type { StaticConfig } from '../config/schema.ts';
-import { proxyProtocolFront } from '../server/proxy-protocol.ts';
+import { proxiedAddress, proxyProtocolFront } from '../server/proxy-protocol.ts';
 import { listen } from '../server/listener.ts';
 import type { Target } from '../upstream/target.ts';
 import { HelloReader } from './hello.ts';
@@ -110,7 +110,9 @@ export class L4Listeners {
         const r = reader.push(chunk);
         if (r.kind === 'more') continue;
         if (r.kind === 'bad') return toHttps();
-        const clientIp = socket.remoteAddress ?? '';
+        // Behind a PROXY protocol balancer the client is the one its header carried, as the
+        // session that takes the socket over will log and count it.
+        const clientIp = proxiedAddress(socket)?.address ?? socket.remoteAddress ?? '';
         const m = runtime.tcp.match('https', { sni: r.sni, alpn: r.alpn, clientIp });
         if (m === undefined) return toHttps();
         finish();

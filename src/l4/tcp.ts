@@ -12,7 +12,7 @@ import { GatewayError } from '../errors.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Runtime } from '../runtime.ts';
-import { proxiedAddress } from '../server/proxy-protocol.ts';
+import { proxiedAddress, proxiedDestination } from '../server/proxy-protocol.ts';
 import type { CertStore } from '../server/tls/index.ts';
 import { secureOptions } from '../server/tls/index.ts';
 import type { TlsPolicy } from '../server/tls/index.ts';
@@ -233,11 +233,23 @@ class TcpSession {
       const r = reader.push(chunk);
       if (r.kind === 'more') continue;
       this.#stopPeek();
-      if (r.kind === 'bad') return this.#end('bad_hello', r.reason);
+      if (r.kind === 'bad') return this.#notHello(reader.bytes, r.reason);
       this.#takeHello();
       return this.#route_();
     }
   };
+
+  /**
+   * The bytes are no ClientHello. SPEC §7 closes non-TLS bytes "where only SNI routes exist":
+   * beside a route that needs no hello (no sni, no alpn) they are that route's, forwarded as they
+   * came. A broken TLS hello, or one over the limit, is closed whatever the routes.
+   */
+  #notHello(bytes: Buffer, reason: string): void {
+    if (!notTls(bytes)) return this.#end('bad_hello', reason);
+    const m = this.#runtime.tcp.match(this.#listener.name, { sni: undefined, alpn: [], clientIp: this.#clientIp });
+    if (m === undefined || m.value.tls === 'terminate') return this.#end('bad_hello', reason);
+    this.#routed(m.value);
+  }
 
   readonly #onPeekEnd = (): void => {
     this.#stopPeek();
@@ -316,6 +328,9 @@ class TcpSession {
     this.#up = up;
     const settings = pool.settings;
     const timer = setTimeout(() => up.destroy(new GatewayError('upstream_connect', `connect timeout after ${settings.connect.connectTimeout} ms`)), settings.connect.connectTimeout);
+    // The session may end while this connect is pending (the client left): #end destroys the
+    // socket without an error, so neither handler below runs; the timer goes with the socket.
+    up.once('close', () => clearTimeout(timer));
     const failed = (err: Error): void => {
       clearTimeout(timer);
       up.off('connect', connected);
@@ -354,11 +369,13 @@ class TcpSession {
     up.on('close', this.#onUpClose);
     const version = pool.settings.connect.proxyProtocol;
     if (version !== 'off') {
+      // Behind a balancer that sent a PROXY header, both of its ends go on, as HAProxy does.
+      const dest = proxiedDestination(this.#client);
       up.write(proxyHeader(version, {
         sourceAddress: this.#clientIp,
         sourcePort: this.#clientPort,
-        destAddress: this.#client.localAddress ?? '',
-        destPort: this.#client.localPort ?? 0,
+        destAddress: dest?.address ?? this.#client.localAddress ?? '',
+        destPort: dest?.port ?? this.#client.localPort ?? 0,
       }));
     }
     const peeked = this.#reader?.bytes;
@@ -521,3 +538,10 @@ class TcpSession {
 }
 
 function ignore(): void {}
+
+/** True when `bytes` cannot be the start of any TLS record (its content type or major version says so). */
+function notTls(bytes: Buffer): boolean {
+  if (bytes.length === 0) return false;
+  // A record starts with a content type (20..24 in TLS 1.0-1.3) and major version 3.
+  return bytes[0] < 20 || bytes[0] > 24 || (bytes.length > 1 && bytes[1] !== 3);
+}

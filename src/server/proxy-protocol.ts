@@ -316,8 +316,22 @@ function accept(socket: Socket, target: EventEmitter, options: { timeout: number
 
 function ignore(): void {}
 
+/** The address/port the client connected to, as the PROXY header for `socket` carried it (a header passed on keeps both ends); undefined when it had none. */
+export function proxiedDestination(socket: Socket): { address: string; port: number } | undefined {
+  const info = recordedInfo(socket);
+  if (info === undefined || info.destAddress === undefined || info.destPort === undefined) return undefined;
+  return { address: info.destAddress, port: info.destPort };
+}
+
 /** The client address/port from the PROXY header for a socket — the raw socket or a TLS/HTTP2 socket built on it — or undefined when it had none (or LOCAL). */
 export function proxiedAddress(socket: Socket): { address: string; port: number } | undefined {
+  const info = recordedInfo(socket);
+  if (info === undefined || info.sourceAddress === undefined || info.sourcePort === undefined) return undefined;
+  return { address: info.sourceAddress, port: info.sourcePort };
+}
+
+/** What the PROXY header said for `socket` or the socket it wraps. */
+function recordedInfo(socket: Socket): ProxyInfo | undefined {
   // A TLSSocket keeps the socket it wraps in `_parent` (node's _tls_wrap; the tests pin this).
   // The http2 compat `req.socket` is a Proxy that forwards property reads to the session's
   // TLSSocket, so `_parent` through it is the raw socket too. Node does not let us make the TLS
@@ -325,10 +339,7 @@ export function proxiedAddress(socket: Socket): { address: string; port: number 
   let s: unknown = socket;
   for (let hop = 0; hop < 3 && typeof s === 'object' && s !== null; hop++) {
     const info = recorded.get(s);
-    if (info !== undefined) {
-      if (info.sourceAddress === undefined || info.sourcePort === undefined) return undefined;
-      return { address: info.sourceAddress, port: info.sourcePort };
-    }
+    if (info !== undefined) return info;
     try {
       s = (s as { _parent?: unknown })._parent;
     } catch {

@@ -454,18 +454,18 @@ describe('behind a listener that receives the PROXY protocol', () => {
     const c = await Client.open('127.0.0.1', front.port, 'PROXY TCP4 203.0.113.7 198.51.100.1 40001 443\r\n');
     const { result, conns } = await opened(httpTap, () => json(c, '/v1/carried'));
     expect(result.source).toEqual({ address: '203.0.113.7', port: 40001 });
-    // The destination is waygate's listener socket the client reached.
-    expect(headerOf(conns[0]).raw.toString('latin1')).toBe(`PROXY TCP4 203.0.113.7 127.0.0.1 40001 ${front.port}\r\n`);
+    // Both ends of the header the balancer sent go on (as HAProxy does), its destination included.
+    expect(headerOf(conns[0]).raw.toString('latin1')).toBe('PROXY TCP4 203.0.113.7 198.51.100.1 40001 443\r\n');
     // Its next request reuses the same upstream connection.
     expect((await json(c, '/v1/carried-again')).conn).toBe(result.conn);
     await c.close();
   });
 
-  test('an IPv6 client announced to an IPv4 listener is sent as TCP6, with the listener as IPv4-mapped', async () => {
+  test('an IPv6 client announced to an IPv4 listener keeps both IPv6 ends of the header it came with', async () => {
     const c = await Client.open('127.0.0.1', front.port, 'PROXY TCP6 2001:db8::7 2001:db8::1 40002 443\r\n');
     const { result, conns } = await opened(httpTap, () => json(c, '/v2/carried6'));
     expect(result.source).toEqual({ address: '2001:db8::7', port: 40002 });
-    expect(headerOf(conns[0]).info).toEqual({ version: 2, command: 'PROXY', family: 'TCP6', sourceAddress: '2001:db8::7', sourcePort: 40002, destAddress: '::ffff:127.0.0.1', destPort: front.port });
+    expect(headerOf(conns[0]).info).toEqual({ version: 2, command: 'PROXY', family: 'TCP6', sourceAddress: '2001:db8::7', sourcePort: 40002, destAddress: '2001:db8::1', destPort: 443 });
     await c.close();
   });
 
