@@ -3,12 +3,15 @@
 // every L4 route's open connections are back to 0, client and upstream connections and file
 // descriptors are back to their baseline, RSS grew less than a stated bound, the healthy pools
 // answer 100 requests each over HTTP/1.1 and HTTP/2 with 200 quickly, fresh L4 clients of the
-// healthy tcp pools are served, and SIGTERM drains it.
+// healthy tcp pools are served, every UDP session has expired (waygate_udp_sessions 0 on every
+// route within 3 × sessionIdle) and a fresh UDP client of the echo pool is served, and SIGTERM
+// drains it.
 import { nameClients } from './ports.ts';
 import type { Proto } from './kit/http-client.ts';
 import { h1, h2, h2Session } from './kit/http-client.ts';
 import { wrongAnswer } from './clients/normal.ts';
 import { echoOnce, tcpPools } from './kit/l4.ts';
+import { udpEchoOnce, udpPools } from './kit/udp.ts';
 import type { RequestSpec } from './kit/http-client.ts';
 import { pollUntil, sleep } from './kit/time.ts';
 import { Scope } from './scope.ts';
@@ -93,7 +96,7 @@ export async function checkInFlight(gw: WaygateProcess): Promise<Check> {
   let l4 = 0;
   const ok = await pollUntil(async () => {
     const targets = await gw.targets();
-    l4 = targets.filter((t) => t.url.startsWith('tcp:')).length;
+    l4 = targets.filter((t) => t.url.startsWith('tcp:') || t.url.startsWith('udp:')).length;
     busy = targets.filter((t) => t.inFlight !== 0).map((t) => `${t.pool} ${t.url}: ${t.inFlight}`);
     return busy.length === 0;
   }, IN_FLIGHT_DEADLINE_MS, 250);
@@ -112,6 +115,51 @@ export async function checkTcpOpen(gw: WaygateProcess): Promise<Check> {
   }, IN_FLIGHT_DEADLINE_MS, 250);
   const left = ok ? '' : `; sockets waygate holds: ${nameClients(await gw.sockets(), clientPorts(gw)).join(', ') || 'none'}`;
   return { name: 'L4 open connections back to 0', ok, detail: ok ? `waygate_tcp_open_connections 0 on every listener/route (${series} series)` : `after ${IN_FLIGHT_DEADLINE_MS} ms: ${open.map(([k, n]) => `${k} ${n}`).join(', ')}${left}` };
+}
+
+/** Every UDP route's waygate_udp_sessions back to 0 within 3 × sessionIdle (and the sweep's quarter). */
+export async function checkUdpSessions(gw: WaygateProcess, sessionIdle: number): Promise<Check> {
+  const ms = 3 * sessionIdle + sessionIdle / 4;
+  let open: [string, number][] = [];
+  let series = 0;
+  const started = Date.now();
+  const ok = await pollUntil(async () => {
+    const all = Object.entries(await gw.udpSessions());
+    series = all.length;
+    open = all.filter(([, n]) => n !== 0);
+    return open.length === 0;
+  }, ms, 100);
+  return { name: 'UDP sessions back to 0', ok, detail: ok ? `waygate_udp_sessions 0 on every listener/route (${series} series) ${Date.now() - started} ms after the last client` : `after ${ms} ms: ${open.map(([k, n]) => `${k} ${n}`).join(', ')}` };
+}
+
+/** UDP clients per healthy udp pool in the final probe. */
+export const UDP_PROBE_CLIENTS = 8;
+
+/** Fresh well-behaved UDP clients of every `ok` udp pool: each gets its 4 datagrams echoed exactly, none slower than PROBE_MAX_MS. */
+export async function probeUdp(shared: Shared): Promise<Check> {
+  const pools = udpPools(shared.pools, 'ok');
+  const scope = new Scope(shared);
+  const problems: string[] = [];
+  let slowest = 0;
+  try {
+    for (const pool of pools) {
+      await Promise.all(Array.from({ length: UDP_PROBE_CLIENTS }, async (_, i) => {
+        const started = Date.now();
+        const r = await udpEchoOnce(scope.ctx, pool, 0x2000 + i, 4, 1200, PROBE_MAX_MS);
+        const ms = Date.now() - started;
+        slowest = Math.max(slowest, ms);
+        if (r.problem !== undefined) problems.push(`${pool.name} #${i}: ${r.problem} after ${ms} ms`);
+        else if (ms > PROBE_MAX_MS) problems.push(`${pool.name} #${i}: echoed, but after ${ms} ms`);
+      }));
+    }
+  } finally {
+    scope.end();
+  }
+  return {
+    name: `${UDP_PROBE_CLIENTS} UDP clients of each of ${pools.map((p) => p.name).join(', ') || 'no udp pool'}`,
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `all got 4 datagrams echoed exactly from the listener's address, slowest ${slowest} ms` : `${problems.length} bad: ${problems.slice(0, 5).join('; ')}`,
+  };
 }
 
 /** L4 exchanges per healthy tcp pool in the final probe, and how many at once. */

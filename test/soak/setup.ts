@@ -2,7 +2,8 @@
 // fault pool) and a certs dir; a private CA whose leaf the TLS upstreams serve; the upstream
 // host; and the short timeouts that make every fault end quickly. A tcp pool (L4, SPEC §7) gets
 // a tcpRoute of its name on the TCP listener its fault names (one listener per plain pool, one
-// shared by the SNI routes), and waygate.yaml gets every such listener on port 0.
+// shared by the SNI routes), a udp pool a udpRoute of its name on its UDP listener (sessionIdle
+// from the soak's timeouts), and waygate.yaml gets every such listener on port 0.
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import type { PoolSpec, SoakTimeouts } from './types.ts';
 import { UpstreamHost } from './upstreams.ts';
 
 /** The soak's timeouts: short, so a fault ends in seconds (issue 12). */
-export const SOAK_TIMEOUTS: SoakTimeouts = { clientHeader: 2000, clientIdle: 3000, connect: 1000, response: 2000, idle: 1000, peek: 2000, tcpIdle: 3000, halfClose: 2000 };
+export const SOAK_TIMEOUTS: SoakTimeouts = { clientHeader: 2000, clientIdle: 3000, connect: 1000, response: 2000, idle: 1000, peek: 2000, tcpIdle: 3000, halfClose: 2000, sessionIdle: 1000 };
 /** waygate's drain on SIGTERM. */
 export const SHUTDOWN_MS = 2000;
 /** limits.maxBodySize: small enough that some uploads cross it (413). */
@@ -33,10 +34,11 @@ export interface World {
  */
 export function routesYaml(pools: readonly PoolSpec[], t: SoakTimeouts): string {
   const timeouts = { connect: `${t.connect}ms`, response: `${t.response}ms`, idle: `${t.idle}ms` };
-  const l7 = pools.filter((p) => p.kind !== 'tcp');
+  const l7 = pools.filter((p) => p.kind !== 'tcp' && p.kind !== 'udp');
   const l4 = pools.filter((p) => p.kind === 'tcp');
+  const udp = pools.filter((p) => p.kind === 'udp');
   return stringify({
-    pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts: p.kind === 'tcp' ? { connect: `${t.connect}ms` } : timeouts, ...p.options }])),
+    pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts: p.kind === 'tcp' || p.kind === 'udp' ? { connect: `${t.connect}ms` } : timeouts, ...p.options }])),
     routes: l7.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, pool: p.name })),
     tcpRoutes: l4.map((p) => ({
       name: p.name,
@@ -47,6 +49,7 @@ export function routesYaml(pools: readonly PoolSpec[], t: SoakTimeouts): string 
       halfCloseTimeout: `${t.halfClose}ms`,
       ...p.l4!.route,
     })),
+    ...(udp.length === 0 ? {} : { udpRoutes: udp.map((p) => ({ name: p.name, listener: p.udp!.listener, pool: p.name })) }),
   });
 }
 
@@ -55,13 +58,22 @@ export function tcpListeners(pools: readonly PoolSpec[]): string[] {
   return [...new Set(pools.filter((p) => p.kind === 'tcp').map((p) => p.l4!.listener))].filter((l) => l !== 'https');
 }
 
-/** waygate.yaml: loopback port 0 everywhere (the TCP listeners `tcp` included), the soak's timeouts, access log on. */
-export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] = []): string {
+/** The UDP listeners the udp pools' routes name, in first-use order. */
+export function udpListeners(pools: readonly PoolSpec[]): string[] {
+  return [...new Set(pools.filter((p) => p.kind === 'udp').map((p) => p.udp!.listener))];
+}
+
+/** Client addresses a UDP listener tracks at once (the burst client opens up to 50 each). */
+export const UDP_MAX_SESSIONS = 4096;
+
+/** waygate.yaml: loopback port 0 everywhere (the TCP and UDP listeners `tcp`, `udp` included), the soak's timeouts, access log on. */
+export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] = [], udp: readonly string[] = []): string {
   return stringify({
     listeners: {
       http: { address: '127.0.0.1:0' },
       https: { address: '127.0.0.1:0' },
       ...(tcp.length === 0 ? {} : { tcp: Object.fromEntries(tcp.map((name) => [name, { address: '127.0.0.1:0', peekTimeout: `${t.peek}ms` }])) }),
+      ...(udp.length === 0 ? {} : { udp: Object.fromEntries(udp.map((name) => [name, { address: '127.0.0.1:0', sessionIdle: `${t.sessionIdle}ms`, maxSessions: UDP_MAX_SESSIONS }])) }),
     },
     admin: { address: '127.0.0.1:0' },
     routesDir: join(dir, 'routes'),
@@ -84,6 +96,6 @@ export async function prepare(timeouts: SoakTimeouts): Promise<World> {
   const upstreams = await UpstreamHost.start({ caFile, cert: leaf.cert, key: leaf.key, timeouts });
   await writeFile(join(dir, 'routes', 'soak.yaml'), routesYaml(upstreams.pools, timeouts));
   const configFile = join(dir, 'waygate.yaml');
-  await writeFile(configFile, staticYaml(dir, timeouts, tcpListeners(upstreams.pools)));
+  await writeFile(configFile, staticYaml(dir, timeouts, tcpListeners(upstreams.pools), udpListeners(upstreams.pools)));
   return { dir, configFile, upstreams, pools: upstreams.pools };
 }

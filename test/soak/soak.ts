@@ -1,6 +1,6 @@
 // The chaos soak (issue 12): waygate as a child process, real upstreams in another, and for N
 // seconds a random mix of client behaviours (clients/*.ts) against pools of upstream faults
-// (faults/*.ts), HTTP and L4 (tcp pools behind tcpRoutes, SPEC §7) alike, at most `concurrency`
+// (faults/*.ts), HTTP and L4 (tcp pools behind tcpRoutes, udp pools behind udpRoutes, SPEC §7) alike, at most `concurrency`
 // at once and at most `maxTasks` in all. The choices come
 // from one seeded PRNG: task i is the same for a given seed (and set of files) on every run;
 // which tasks overlap, and how many fit in N seconds, depends on timing and is not reproducible.
@@ -10,6 +10,7 @@ import * as checks from './checks.ts';
 import type { Check, Rest } from './checks.ts';
 import { sendAll } from './clients/normal.ts';
 import { echoOnce, tcpPools } from './kit/l4.ts';
+import { udpEchoOnce, udpPools } from './kit/udp.ts';
 import { wsSession } from './clients/websocket.ts';
 import { asTask, nameClients } from './ports.ts';
 import { Rng } from './prng.ts';
@@ -168,6 +169,13 @@ async function warmUp(shared: Shared): Promise<string[]> {
         if (p !== undefined) throw new Error(`waygate does not serve the healthy tcp pools before any chaos: ${pool.name} ${size}B: ${p}`);
       }
     }
+    for (const pool of udpPools(shared.pools, 'ok')) {
+      const r = await udpEchoOnce(scope.ctx, pool, 1, 4, 1200, 5000);
+      if (r.problem !== undefined) throw new Error(`waygate does not serve the healthy udp pools before any chaos: ${pool.name}: ${r.problem}`);
+      // Its session must be over before the baseline (its upstream socket is a descriptor).
+      const line = await scope.ctx.connectionLine(r.client.port, r.client.since, 3 * shared.timeouts.sessionIdle, true);
+      if (line === undefined) throw new Error(`waygate did not end the warm-up's UDP session to ${pool.name} within ${3 * shared.timeouts.sessionIdle} ms`);
+    }
     const problems: string[] = [];
     // ws:// through the HTTP listener to the plain upstream, wss:// through the HTTPS one to the TLS upstream.
     for (const pool of shared.pools.filter((p) => p.kind === 'ws')) {
@@ -262,7 +270,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     report.okPools = world.pools.filter((p) => p.expect === 'ok').map((p) => p.name);
     gw = await WaygateProcess.start(world.configFile);
     // A task reads its connection lines from whichever gateway runs now (a restart replaces it).
-    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents, connectionLine: (port, since, ms) => gw!.connectionLine(port, since, ms) };
+    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents, connectionLine: (port, since, ms, udp) => gw!.connectionLine(port, since, ms, udp) };
     // Warm-up and probes use every pool, whatever the filters, and agents of their own (closed
     // before the baseline, so it counts no client connection).
     const baseShared = (): Shared => ({ ...shared, pools: world.pools, agents: makeAgents() });
@@ -461,6 +469,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       try {
         report.checks.push(await checks.checkInFlight(gw));
         report.checks.push(await checks.checkTcpOpen(gw));
+        if (udpPools(world.pools).length > 0) report.checks.push(await checks.checkUdpSessions(gw, SOAK_TIMEOUTS.sessionIdle));
         const drained = await checks.checkDrained(gw, world.upstreams, base);
         report.checks.push(...drained.checks);
         for (const [pool, proto, n] of [['healthy', 'h1', 4], ['healthy', 'h2', 8], ['tls', 'h1', 4], ['h2c', 'h2', 8]] as const) {
@@ -473,6 +482,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         if (tcpPools(world.pools, 'ok').length > 0) {
           const own = baseShared();
           report.checks.push(await checks.probeL4(own));
+          own.agents.http.destroy();
+          own.agents.https.destroy();
+        }
+        if (udpPools(world.pools, 'ok').length > 0) {
+          const own = baseShared();
+          report.checks.push(await checks.probeUdp(own));
           own.agents.http.destroy();
           own.agents.https.destroy();
         }
@@ -494,7 +509,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   } finally {
     if (gw !== undefined) {
       absorb(report, gw);
-      report.listeners = [`http :${gw.address.http}`, `https :${gw.address.https}`, ...Object.entries(gw.address.tcp).map(([n, p]) => `${n} :${p}`)].join(', ');
+      report.listeners = [`http :${gw.address.http}`, `https :${gw.address.https}`, ...Object.entries(gw.address.tcp).map(([n, p]) => `${n} :${p}`), ...Object.entries(gw.address.udp).map(([n, p]) => `${n} udp :${p}`)].join(', ');
       gw.kill();
     }
     agents.http.destroy();

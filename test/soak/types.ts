@@ -26,10 +26,12 @@ export interface PoolSpec {
   /** Path suffixes (the fault's variants, may carry a query) a client asks for under `/<name>/`. */
   variants: string[];
   expect: PoolExpect;
-  /** `ws` pools are WebSocket upstreams; `http` pools serve requests; `tcp` pools take raw connections (SPEC §7). */
-  kind: 'http' | 'ws' | 'tcp';
+  /** `ws` pools are WebSocket upstreams; `http` pools serve requests; `tcp` pools take raw connections, `udp` pools datagrams (SPEC §7). */
+  kind: 'http' | 'ws' | 'tcp' | 'udp';
   /** For `tcp` pools: how the routes file reaches it (its tcpRoute is named after the pool). */
   l4?: L4Spec;
+  /** For `udp` pools: the `listeners.udp` name its udpRoute (named after the pool) is on, and what its targets do. */
+  udp?: { listener: string; target: 'echo' | 'refuse' };
   /** The fault module that started it. */
   fault: string;
 }
@@ -51,6 +53,8 @@ export interface L4Spec {
 
 /** One `msg: "connection"` line of waygate (SPEC §7), as a task reads it back by its local port. */
 export interface ConnectionLine {
+  /** `udp` for a UDP session's line; absent on TCP's. */
+  transport?: string;
   listener: string;
   clientPort: number;
   sni: string | null;
@@ -77,6 +81,8 @@ export interface SoakTimeouts {
   tcpIdle: number;
   /** The tcpRoutes' halfCloseTimeout: after one side's FIN, the other has this long to finish. */
   halfClose: number;
+  /** The UDP listeners' sessionIdle: a session with no datagram either way this long is dropped. */
+  sessionIdle: number;
 }
 
 /** Where the gateway listens (read from its `listening` line; changes if it is restarted). */
@@ -86,6 +92,8 @@ export interface GatewayAddress {
   https: number;
   /** The TCP listeners' ports, by name (listeners.tcp). */
   tcp: Record<string, number>;
+  /** The UDP listeners' ports, by name (listeners.udp). */
+  udp: Record<string, number>;
 }
 
 /** Something a task opened and must not outlive it. */
@@ -106,9 +114,10 @@ export interface ClientContext {
   own<T extends Disposable>(resource: T): T;
   /**
    * waygate's connection line for the client connection from local port `port`, logged after
-   * `since` (ms since the epoch); waits up to `ms` for it. Undefined if none came.
+   * `since` (ms since the epoch); waits up to `ms` for it. Undefined if none came. `udp`: the
+   * line of the UDP session of client port `port` (UDP and TCP ports are apart).
    */
-  connectionLine(port: number, since: number, ms: number): Promise<ConnectionLine | undefined>;
+  connectionLine(port: number, since: number, ms: number, udp?: boolean): Promise<ConnectionLine | undefined>;
 }
 
 /** How a task ended. `note` is short and countable ("502", "closed", "greeting lost"). */

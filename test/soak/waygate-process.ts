@@ -66,6 +66,7 @@ export class WaygateProcess {
   readonly #stderr: { text: string };
   readonly #exited: Promise<Exit>;
   /** The latest connection line of each client port, with when it was read. */
+  /** Keyed by the client port, negated for a UDP session's line (TCP and UDP ports are apart). */
   readonly #byPort = new Map<number, { line: ConnectionLine; at: number }>();
   readonly #portWaiters = new Map<number, Set<() => void>>();
   #linesSincePrune = 0;
@@ -75,7 +76,8 @@ export class WaygateProcess {
     this.pid = proc.pid!;
     const port = (a: string): number => Number(a.slice(a.lastIndexOf(':') + 1));
     const tcp = Object.fromEntries(Object.entries(listening.tcp ?? {}).map(([name, a]) => [name, port(a)]));
-    this.address = { host: '127.0.0.1', http: port(listening.http), https: port(listening.https), tcp };
+    const udp = Object.fromEntries(Object.entries(listening.udp ?? {}).map(([name, a]) => [name, port(a)]));
+    this.address = { host: '127.0.0.1', http: port(listening.http), https: port(listening.https), tcp, udp };
     this.admin = `http://${listening.admin}`;
     this.#stderr = stderr;
     this.#exited = exited;
@@ -180,8 +182,17 @@ export class WaygateProcess {
     return out;
   }
 
-  /** The connection line of client port `port` read after `since`, waiting up to `ms` for it. */
-  async connectionLine(port: number, since: number, ms: number): Promise<ConnectionLine | undefined> {
+  /** `waygate_udp_sessions` by "listener/route" (GET /metrics): UDP sessions open now. */
+  async udpSessions(): Promise<Record<string, number>> {
+    const r = await this.adminGet('/metrics');
+    const out: Record<string, number> = {};
+    for (const m of r.body.matchAll(/^waygate_udp_sessions\{listener="([^"]*)",route="([^"]*)"\} (\S+)$/gm)) out[`${m[1]}/${m[2]}`] = Number(m[3]);
+    return out;
+  }
+
+  /** The connection line of client port `port` (a UDP session's with `udp`) read after `since`, waiting up to `ms` for it. */
+  async connectionLine(tcpOrUdpPort: number, since: number, ms: number, udp = false): Promise<ConnectionLine | undefined> {
+    const port = udp ? -tcpOrUdpPort : tcpOrUdpPort;
     const found = (): ConnectionLine | undefined => {
       const e = this.#byPort.get(port);
       return e !== undefined && e.at >= since ? e.line : undefined;
@@ -305,8 +316,9 @@ export class WaygateProcess {
     const byRoute = (this.terminations[key] ??= {});
     byRoute[c.termination] = (byRoute[c.termination] ?? 0) + 1;
     const now = Date.now();
-    this.#byPort.set(c.clientPort, { line: c, at: now });
-    for (const wake of [...(this.#portWaiters.get(c.clientPort) ?? [])]) wake();
+    const portKey = c.transport === 'udp' ? -c.clientPort : c.clientPort;
+    this.#byPort.set(portKey, { line: c, at: now });
+    for (const wake of [...(this.#portWaiters.get(portKey) ?? [])]) wake();
     if (++this.#linesSincePrune >= 1000) {
       this.#linesSincePrune = 0;
       for (const [p, e] of this.#byPort) if (now - e.at > LINE_KEEP_MS) this.#byPort.delete(p);
@@ -315,7 +327,7 @@ export class WaygateProcess {
 }
 
 /** The `listening` line: listener addresses ("host:port"), the TCP ones by name. */
-type Listening = { http: string; https: string; admin: string; tcp?: Record<string, string> };
+type Listening = { http: string; https: string; admin: string; tcp?: Record<string, string>; udp?: Record<string, string> };
 
 const TCP_STATES: Record<string, string> = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0B': 'CLOSING' };
 
