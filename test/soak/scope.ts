@@ -17,7 +17,7 @@ export interface Shared {
   timeouts: SoakTimeouts;
   agents: { http: HttpAgent; https: HttpsAgent };
   /** The running gateway's connection line for a client port (ClientContext.connectionLine). */
-  connectionLine: (port: number, since: number, ms: number, udp?: boolean) => Promise<ConnectionLine | undefined>;
+  connectionLine: (port: number, since: number, ms: number, udp?: boolean, listener?: string) => Promise<ConnectionLine | undefined>;
 }
 
 /** Keep-alive agents for the tasks' well-behaved HTTP/1.1 requests. */

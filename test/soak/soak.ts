@@ -270,7 +270,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     report.okPools = world.pools.filter((p) => p.expect === 'ok').map((p) => p.name);
     gw = await WaygateProcess.start(world.configFile);
     // A task reads its connection lines from whichever gateway runs now (a restart replaces it).
-    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents, connectionLine: (port, since, ms, udp) => gw!.connectionLine(port, since, ms, udp) };
+    const shared: Shared = { gateway: { ...gw.address }, pools, timeouts: SOAK_TIMEOUTS, agents, connectionLine: (port, since, ms, udp, listener) => gw!.connectionLine(port, since, ms, udp, listener) };
     // Warm-up and probes use every pool, whatever the filters, and agents of their own (closed
     // before the baseline, so it counts no client connection).
     const baseShared = (): Shared => ({ ...shared, pools: world.pools, agents: makeAgents() });

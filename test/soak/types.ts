@@ -117,7 +117,8 @@ export interface ClientContext {
    * `since` (ms since the epoch); waits up to `ms` for it. Undefined if none came. `udp`: the
    * line of the UDP session of client port `port` (UDP and TCP ports are apart).
    */
-  connectionLine(port: number, since: number, ms: number, udp?: boolean): Promise<ConnectionLine | undefined>;
+  /** `listener`: the line of that listener only (a client port may be in use towards two listeners at once). */
+  connectionLine(port: number, since: number, ms: number, udp?: boolean, listener?: string): Promise<ConnectionLine | undefined>;
 }
 
 /** How a task ended. `note` is short and countable ("502", "closed", "greeting lost"). */

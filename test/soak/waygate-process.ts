@@ -67,7 +67,9 @@ export class WaygateProcess {
   readonly #exited: Promise<Exit>;
   /** The latest connection line of each client port, with when it was read. */
   /** Keyed by the client port, negated for a UDP session's line (TCP and UDP ports are apart). */
-  readonly #byPort = new Map<number, { line: ConnectionLine; at: number }>();
+  // The last few lines per client port, newest last: Linux reuses a client port at once for a
+  // connection to another listener, so a port alone does not name a connection.
+  readonly #byPort = new Map<number, { line: ConnectionLine; at: number }[]>();
   readonly #portWaiters = new Map<number, Set<() => void>>();
   #linesSincePrune = 0;
 
@@ -191,11 +193,15 @@ export class WaygateProcess {
   }
 
   /** The connection line of client port `port` (a UDP session's with `udp`) read after `since`, waiting up to `ms` for it. */
-  async connectionLine(tcpOrUdpPort: number, since: number, ms: number, udp = false): Promise<ConnectionLine | undefined> {
+  async connectionLine(tcpOrUdpPort: number, since: number, ms: number, udp = false, listener?: string): Promise<ConnectionLine | undefined> {
     const port = udp ? -tcpOrUdpPort : tcpOrUdpPort;
     const found = (): ConnectionLine | undefined => {
-      const e = this.#byPort.get(port);
-      return e !== undefined && e.at >= since ? e.line : undefined;
+      const list = this.#byPort.get(port) ?? [];
+      for (let i = list.length - 1; i >= 0; i--) {
+        const e = list[i];
+        if (e.at >= since && (listener === undefined || e.line.listener === listener)) return e.line;
+      }
+      return undefined;
     };
     const end = Date.now() + ms;
     for (;;) {
@@ -317,11 +323,14 @@ export class WaygateProcess {
     byRoute[c.termination] = (byRoute[c.termination] ?? 0) + 1;
     const now = Date.now();
     const portKey = c.transport === 'udp' ? -c.clientPort : c.clientPort;
-    this.#byPort.set(portKey, { line: c, at: now });
+    const list = this.#byPort.get(portKey) ?? [];
+    list.push({ line: c, at: now });
+    if (list.length > 8) list.shift();
+    this.#byPort.set(portKey, list);
     for (const wake of [...(this.#portWaiters.get(portKey) ?? [])]) wake();
     if (++this.#linesSincePrune >= 1000) {
       this.#linesSincePrune = 0;
-      for (const [p, e] of this.#byPort) if (now - e.at > LINE_KEEP_MS) this.#byPort.delete(p);
+      for (const [p, list] of this.#byPort) if (now - list[list.length - 1].at > LINE_KEEP_MS) this.#byPort.delete(p);
     }
   }
 }

@@ -163,7 +163,10 @@ export interface LineWant {
 export async function checkLine(ctx: ClientContext, wire: Wire, want: LineWant): Promise<{ problem?: string; termination?: string; line?: ConnectionLine }> {
   const port = wire.localPort;
   if (port === 0) return { problem: 'the connection never came up, so it has no connection line' };
-  const line = await ctx.connectionLine(port, wire.since, LINE_WAIT_MS);
+  // The listener the wire dialled, by its port: the same client port may be in use towards another one.
+  const remote = wire.tcp.remotePort;
+  const listener = remote === ctx.gateway.https ? 'https' : Object.entries(ctx.gateway.tcp ?? {}).find(([, p]) => p === remote)?.[0];
+  const line = await ctx.connectionLine(port, wire.since, LINE_WAIT_MS, false, listener);
   if (line === undefined) {
     if (ctx.signal.aborted) return { problem: 'cut at the task deadline before its connection line' };
     return { problem: `waygate wrote no "connection" line for client port ${port} within ${LINE_WAIT_MS} ms of its end` };
