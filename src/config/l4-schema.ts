@@ -3,14 +3,12 @@
 // say); the listeners they name are waygate.yaml's (static-schema.ts), cross-checked in load.ts.
 import { z } from 'zod';
 import { int, name, nonEmpty, strict } from './fields.ts';
-import { ipRange } from './net-fields.ts';
+import { ipRange, isHostName } from './net-fields.ts';
 import { duration } from './units.ts';
 
 /** The name a tcpRoute uses for the shared HTTPS listener. */
 export const HTTPS_LISTENER = 'https';
 
-const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
-const SNI_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
 /** An SNI pattern: an exact name, "*.example.com" (one label) or "~regex"; names lower-cased. */
 function sniPattern() {
@@ -26,7 +24,7 @@ function sniPattern() {
     }
     const lower = s.toLowerCase();
     const bare = lower.startsWith('*.') ? lower.slice(2) : lower;
-    if (SNI_RE.test(bare)) return lower;
+    if (isHostName(bare)) return lower;
     const hint = /:\d+$/.test(s) ? ' (SNI carries no port)' : /^[\d.]+$|:/.test(s) ? ' (SNI never carries an IP address, RFC 6066 §3)' : '';
     ctx.addIssue({ code: 'custom', message: `invalid SNI pattern ${JSON.stringify(s)}: expected a name such as db.example.com, *.example.com or ~^db[0-9]+\\.example\\.com$${hint}` });
     return z.NEVER;
@@ -41,7 +39,8 @@ function oneOrMany<T extends z.ZodType>(item: T) {
     .transform((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]) as z.output<T>[]);
 }
 
-const splitSchema = z.array(strict({ pool: name(), weight: int(1) })).min(1);
+/** A weighted traffic split (HTTP routes use the same). */
+export const splitSchema = z.array(strict({ pool: name(), weight: int(1) })).min(1);
 
 const tcpMatchSchema = strict({
   sni: oneOrMany(sniPattern()),

@@ -49,6 +49,11 @@ function targetUrlProblem(s: string): string | undefined {
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
 const HOST_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
+/** True for a lower-case DNS name (labels of letters, digits, "-" and "_"), the form hosts and SNI names are matched in. */
+export function isHostName(s: string): boolean {
+  return HOST_RE.test(s);
+}
+
 /** Returns a schema for a host to match: an exact name, "*.example.com", or an IP; lower-cased. */
 export function hostPattern() {
   return z.string().transform((s, ctx) => {

@@ -10,7 +10,7 @@ import { cookieName, headerMap, headerName, int, method, name, nonEmpty, status,
 import { hostPattern, parseStatusRanges, statusRanges, targetUrl } from './net-fields.ts';
 import type { StatusRange } from './net-fields.ts';
 import { routeTestSchema } from './route-tests.ts';
-import { tcpRouteSchema, udpRouteSchema } from './l4-schema.ts';
+import { splitSchema, tcpRouteSchema, udpRouteSchema } from './l4-schema.ts';
 import { suggest } from './suggest.ts';
 import { duration } from './units.ts';
 
@@ -215,7 +215,6 @@ const headerEditsSchema = strict({
 /** Header changes applied to a request or response: set (replace), add (append), remove. */
 export type HeaderEdits = z.output<typeof headerEditsSchema>;
 
-const splitSchema = z.array(strict({ pool: name(), weight: int(1) })).min(1);
 const redirectSchema = strict({
   to: nonEmpty(),
   status: z.literal([301, 302, 303, 307, 308]).default(302),

@@ -1,7 +1,6 @@
 // A tcpRoute or udpRoute as a connection needs it (SPEC §7): its pool (or weighted split), its
 // TLS mode, timeouts and limits. Compiled at load by runtime.ts, swapped whole on reload; a
 // connection keeps the route and target it started with.
-import { SmoothWeighted } from '../balance/weighted.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 
 /** What a TCP connection does once routed. */
@@ -31,16 +30,4 @@ export interface UdpRoute {
   readonly pools: readonly UpstreamPool[];
   readonly weights: readonly number[];
   choosePool(): UpstreamPool;
-}
-
-const hasAvailableTarget = (p: UpstreamPool): boolean => p.targets.some((t) => t.available);
-
-/** Returns the pool chooser of a route with one pool or a weighted split. */
-export function poolChooser(pools: readonly UpstreamPool[], weights: readonly number[]): () => UpstreamPool {
-  if (pools.length === 1) {
-    const only = pools[0];
-    return () => only;
-  }
-  const sw = new SmoothWeighted(pools, weights);
-  return () => sw.next(hasAvailableTarget) ?? sw.next()!;
 }

@@ -1,10 +1,10 @@
 // What a matched route does (SPEC §3): forward to a pool (or a weighted split of pools) with
 // path and header rewrites, redirect, or respond by itself. Everything is compiled at load so
 // the request path only joins precomputed parts.
-import { SmoothWeighted } from '../balance/weighted.ts';
 import { compileHeaderOps } from '../forward/headers.ts';
 import type { HeaderOps } from '../forward/headers.ts';
 import { normalizePath } from '../router/path.ts';
+import { poolChooser } from '../upstream/pool.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 
 type HeaderOpsInput = { set?: Record<string, string>; add?: Record<string, string>; remove?: readonly string[] };
@@ -65,7 +65,6 @@ export interface RespondAction {
 
 export type RouteAction = ForwardAction | RedirectAction | RespondAction;
 
-const hasAvailableTarget = (p: UpstreamPool): boolean => p.targets.some((t) => t.available);
 
 /** Compiles a route's action; throws on options config validation should have refused. */
 export function compileAction(o: RouteActionOptions): RouteAction {
@@ -90,9 +89,8 @@ export function compileAction(o: RouteActionOptions): RouteAction {
   } else if (o.split !== undefined && o.split.length > 0) {
     pools = o.split.map((s) => s.pool);
     weights = o.split.map((s) => s.weight);
-    const sw = new SmoothWeighted(pools, weights);
     // Canary traffic falls back to the other pools while a pool has nothing available.
-    choosePool = () => sw.next(hasAvailableTarget) ?? sw.next()!;
+    choosePool = poolChooser(pools, weights);
   } else {
     throw new Error('a forwarding route needs a pool or a split');
   }

@@ -3,6 +3,7 @@
 import { isAvailable } from '../balance/policy.ts';
 import type { BalanceContext, Eligible, Policy, PolicyFactory } from '../balance/policy.ts';
 import type { StickyPins } from '../balance/sticky.ts';
+import { SmoothWeighted } from '../balance/weighted.ts';
 import { GatewayError } from '../errors.ts';
 import type { Target, TargetConnectOptions } from './target.ts';
 
@@ -70,4 +71,16 @@ export class UpstreamPool {
   select(ctx: BalanceContext, eligible: Eligible<Target> = isAvailable): Target | undefined {
     return this.#policy.pick(ctx, eligible);
   }
+}
+
+const hasAvailableTarget = (p: UpstreamPool): boolean => p.targets.some((t) => t.available);
+
+/** Returns the pool chooser of a route (HTTP or L4) with one pool or a weighted split: by weight, preferring a pool with an available target. */
+export function poolChooser(pools: readonly UpstreamPool[], weights: readonly number[]): () => UpstreamPool {
+  if (pools.length === 1) {
+    const only = pools[0];
+    return () => only;
+  }
+  const sw = new SmoothWeighted(pools, weights);
+  return () => sw.next(hasAvailableTarget) ?? sw.next()!;
 }

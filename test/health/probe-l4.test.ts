@@ -12,7 +12,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { generate } from 'selfsigned';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { HealthChecker } from '../../src/health/checker.ts';
 import type { ProbeConfig } from '../../src/health/checker.ts';
 import { probe } from '../../src/health/probe.ts';
@@ -20,6 +20,7 @@ import type { ProbeResult } from '../../src/health/probe.ts';
 import { MAX_REPLY_BYTES, probeL4 } from '../../src/health/probe-l4.ts';
 import type { L4ProbeRequest } from '../../src/health/probe-l4.ts';
 import { parseProxyHeader } from '../../src/server/proxy-protocol.ts';
+import { trackTimers } from './track-timers.ts';
 import type { ProxyInfo } from '../../src/server/proxy-protocol.ts';
 import { closedPort } from '../refusing-port.ts';
 
@@ -182,27 +183,6 @@ async function quietSockets(): Promise<number> {
   }
 }
 
-/** Records the timers created through the global setTimeout until restore(); `live` holds those neither fired nor cleared. */
-function trackTimers(): { live: Set<unknown>; created: () => number; restore(): void } {
-  const live = new Set<unknown>();
-  let created = 0;
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  const set = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-    const t = realSet(() => {
-      live.delete(t);
-      fn(...args);
-    }, ms);
-    live.add(t);
-    created++;
-    return t;
-  }) as unknown as typeof setTimeout);
-  const clear = vi.spyOn(globalThis, 'clearTimeout').mockImplementation((t) => {
-    live.delete(t);
-    realClear(t);
-  });
-  return { live, created: () => created, restore: () => { set.mockRestore(); clear.mockRestore(); } };
-}
 
 const connectCfg = (over: Partial<L4ProbeRequest> = {}): L4ProbeRequest => ({ type: 'connect', send: '', expect: undefined, proxyProtocol: 'off', timeout: 2000, ...over });
 const sendExpect = (send: string, expect: string, over: Partial<L4ProbeRequest> = {}): L4ProbeRequest => ({ type: 'send-expect', send, expect, proxyProtocol: 'off', timeout: 2000, ...over });

@@ -6,10 +6,11 @@ import { createServer as createHttpsServer, Server as HttpsServer } from 'node:h
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { generate } from 'selfsigned';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { formatStatusRanges, probe, PROBE_USER_AGENT, statusInRanges } from '../../src/health/probe.ts';
 import type { ProbeRequest, StatusRange } from '../../src/health/probe.ts';
 import { closedPort } from '../refusing-port.ts';
+import { trackTimers } from './track-timers.ts';
 
 const DEFAULT_RANGES: StatusRange[] = [[200, 399]];
 
@@ -80,30 +81,6 @@ function openSockets(): number {
   return process.getActiveResourcesInfo().filter((k) => k === 'TCPSocketWrap' || k === 'TLSWrap').length;
 }
 
-/**
- * Records the timers created through the global setTimeout until restore(); `live` holds those
- * neither fired nor cleared. (getActiveResourcesInfo() cannot see unref()ed timers.)
- */
-function trackTimers(): { live: Set<unknown>; created: () => number; restore(): void } {
-  const live = new Set<unknown>();
-  let created = 0;
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  const set = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-    const t = realSet(() => {
-      live.delete(t);
-      fn(...args);
-    }, ms);
-    live.add(t);
-    created++;
-    return t;
-  }) as unknown as typeof setTimeout);
-  const clear = vi.spyOn(globalThis, 'clearTimeout').mockImplementation((t) => {
-    live.delete(t);
-    realClear(t);
-  });
-  return { live, created: () => created, restore: () => { set.mockRestore(); clear.mockRestore(); } };
-}
 
 const cfg = (over: Partial<ProbeRequest> = {}): ProbeRequest => ({ path: '/health', timeout: 2000, expectStatus: DEFAULT_RANGES, ...over });
 

@@ -3,50 +3,23 @@
 // exceeds one typical segment's worth of small writes), fed whole, one byte per push, at seeded
 // random split points, and re-framed into several TLS records; then hand-made hellos and records
 // that break each rule, the byte limit, and seeded random mutations of a real hello.
-import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
-import { connect } from 'node:tls';
 import type { ConnectionOptions } from 'node:tls';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { HelloReader, MAX_HELLO_BYTES, readHello } from '../../src/l4/hello.ts';
 import type { HelloResult } from '../../src/l4/hello.ts';
+import { captureHello } from '../l4-helpers.ts';
 
 /**
- * The first TLS record a Node TLS client sends to a raw TCP server (which never answers): its
- * ClientHello. Asserts OpenSSL sent it as one record, as it does for hellos under 16 KiB.
+ * The ClientHello a Node TLS client sends to a raw TCP server (which never answers). Asserts
+ * OpenSSL sent it as one record, as it does for hellos under 16 KiB.
  */
 async function capture(options: ConnectionOptions): Promise<Buffer> {
-  const server = createServer();
-  const sockets: Socket[] = [];
-  const got = new Promise<Buffer>((resolve, reject) => {
-    server.on('connection', (s) => {
-      sockets.push(s);
-      const chunks: Buffer[] = [];
-      s.on('error', () => {});
-      s.on('data', (d: Buffer) => {
-        chunks.push(d);
-        const b = Buffer.concat(chunks);
-        if (b.length >= 5 && b.length >= 5 + b.readUInt16BE(3)) resolve(b);
-      });
-      s.on('end', () => reject(new Error(`client ended after ${Buffer.concat(chunks).length} bytes`)));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const client = connect({ host: '127.0.0.1', port, ...options });
-  client.on('error', () => {});
-  try {
-    const b = await got;
-    const recordLength = b.readUInt16BE(3);
-    expect(b.length).toBe(5 + recordLength); // nothing after the hello: the client waits for the server
-    expect(b[0]).toBe(22);
-    expect(b.readUInt32BE(5) & 0xffffff).toBe(recordLength - 4); // one handshake message fills the record
-    return b;
-  } finally {
-    client.destroy();
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  const b = await captureHello(options);
+  const recordLength = b.readUInt16BE(3);
+  expect(b.length).toBe(5 + recordLength); // one record, nothing after it
+  expect(b[0]).toBe(22);
+  expect(b.readUInt32BE(5) & 0xffffff).toBe(recordLength - 4); // one handshake message fills the record
+  return b;
 }
 
 /** mulberry32: a small seeded PRNG, so every "random" case is the same on every run. */
