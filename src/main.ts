@@ -13,6 +13,7 @@ import type { StaticConfig } from './config/schema.ts';
 import { Gateway } from './gateway/gateway.ts';
 import { createLoggers, logLevelFlag } from './observe/logger.ts';
 import type { Logger } from './observe/logger.ts';
+import { verifyMiddlewares } from './middleware/build.ts';
 import { verifyRoutes } from './route/tests.ts';
 
 const USAGE = `usage: waygate [--config FILE] [--routes DIR] [--certs DIR]
@@ -124,6 +125,8 @@ async function main(argv: string[]): Promise<number> {
   const failedTests = verifyRoutes(routes.value, cfg);
   if (failedTests.length > 0) return report(failedTests, values.check === true);
   if (values.check === true) {
+    const mwErrors = await verifyMiddlewares(routes.value, createLoggers({ level: 'silent', access: false }).log);
+    if (mwErrors.length > 0) return report(mwErrors, true);
     for (const w of routes.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write('ok\n');
     return 0;

@@ -11,6 +11,9 @@ import type { ProbeConfig } from './health/checker.ts';
 import { L4Router } from './l4/router.ts';
 import type { L4RouteSpec } from './l4/router.ts';
 import type { TcpRoute, UdpRoute } from './l4/route.ts';
+import { buildMiddlewares } from './middleware/build.ts';
+import type { MiddlewareDeps } from './middleware/build.ts';
+import type { Middleware } from './middleware/types.ts';
 import { compileAction } from './route/actions.ts';
 import type { RouteAction, RouteActionOptions } from './route/actions.ts';
 import { parsePattern } from './router/pattern.ts';
@@ -28,6 +31,8 @@ import { loadUndici } from './upstream/undici.ts';
 export interface CompiledRoute {
   readonly name: string;
   readonly action: RouteAction;
+  /** SPEC §8: the middlewares it runs, in order; undefined when it lists none. */
+  readonly middlewares?: readonly Middleware[];
 }
 
 /** The routing table in force: swapped whole on reload, captured by each request at its start and
@@ -37,6 +42,10 @@ export interface Runtime {
   /** SPEC §7: tcpRoutes by listener (the shared HTTPS port is listener "https"), and udpRoutes. */
   readonly tcp: L4Router<TcpRoute>;
   readonly udp: L4Router<UdpRoute>;
+  /** SPEC §8: every middleware of the routes, by name (empty for a scratch build without MiddlewareDeps). */
+  readonly middlewares: ReadonlyMap<string, Middleware>;
+  /** The routes that list each middleware, by middleware name (/status). */
+  readonly middlewareRoutes: ReadonlyMap<string, readonly string[]>;
   readonly version: number;
 }
 
@@ -156,8 +165,11 @@ export function needsSecret(routes: RoutesConfig): boolean {
   return false;
 }
 
-/** Compiles routes and pools into a runtime; returns it with every target it uses. */
-export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles, discovered?: Discovered): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
+/**
+ * Compiles routes and pools into a runtime; returns it with every target it uses. Without `mw`
+ * (route tests' scratch builds) no middleware is built and routes run none.
+ */
+export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, version: number, secret?: string, tls?: PoolTlsFiles, discovered?: Discovered, mw?: MiddlewareDeps): { runtime: Runtime; targets: Set<Target>; pools: Map<string, UpstreamPool> } {
   const pools = new Map<string, UpstreamPool>();
   const targets = new Set<Target>();
   for (const [name, pc] of routes.pools) {
@@ -165,6 +177,7 @@ export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, ver
     pools.set(name, pool);
     for (const t of pool.targets) targets.add(t);
   }
+  const middlewares = mw === undefined ? new Map<string, Middleware>() : buildMiddlewares(routes, pools, registry, targets, mw);
   const specs: RouteSpec<CompiledRoute>[] = routes.routes.map((r, order) => {
     const parsed = parsePattern(r.match.path);
     const opts: RouteActionOptions = {
@@ -188,7 +201,7 @@ export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, ver
       query: r.match.query,
       priority: r.priority,
       order,
-      value: { name: r.name, action: compileAction(opts) },
+      value: { name: r.name, action: compileAction(opts), middlewares: mw === undefined || r.middlewares.length === 0 ? undefined : r.middlewares.map((n) => middlewares.get(n)!) },
     };
   });
   const l4Order = routes.routes.length;
@@ -207,7 +220,9 @@ export function buildRuntime(routes: RoutesConfig, registry: TargetRegistry, ver
     const value: UdpRoute = { kind: 'udp', name: r.name, listener: r.listener, pools: list, weights, choosePool: poolChooser(list, weights) };
     return { name: r.name, listener: r.listener, sni: [], alpn: [], clientIp: r.match.clientIp, priority: r.priority, order: i, value };
   });
-  return { runtime: { router: new Router(specs), tcp: new L4Router(tcpSpecs), udp: new L4Router(udpSpecs), version }, targets, pools };
+  const middlewareRoutes = new Map<string, string[]>([...middlewares.keys()].map((n) => [n, []]));
+  for (const r of routes.routes) for (const n of r.middlewares) middlewareRoutes.get(n)?.push(r.name);
+  return { runtime: { router: new Router(specs), tcp: new L4Router(tcpSpecs), udp: new L4Router(udpSpecs), middlewares, middlewareRoutes, version }, targets, pools };
 }
 
 /** True when some tcpRoute terminates TLS (it needs the certificates of certsDir). */

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 const PACKAGES: Record<string, string> = {
   'redis-server': 'redis-server',
   nginx: 'nginx-light',
+  htpasswd: 'apache2-utils',
 };
 
 const has = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;

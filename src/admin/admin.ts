@@ -14,6 +14,8 @@ export interface ExplainQuery {
   method: string;
   headers: [string, string][];
   cookies: [string, string][];
+  /** SPEC §8: the client address the middlewares see (`?clientIp=`, default 127.0.0.1). */
+  clientIp?: string;
   /** SPEC §7: `?listener=edge&sni=…&alpn=h2&clientIp=…` asks about an L4 connection instead (url is then ""). */
   l4?: ExplainConnection;
 }
@@ -105,7 +107,9 @@ export function parseExplainQuery(search: URLSearchParams): ExplainQuery | strin
   if (typeof headers === 'string') return headers;
   const cookies = pairs('cookie', '=');
   if (typeof cookies === 'string') return cookies;
-  return { url, method: (search.get('method') ?? 'GET').toUpperCase(), headers, cookies };
+  const clientIp = search.get('clientIp') ?? '127.0.0.1';
+  if (isIP(clientIp) === 0) return `expected clientIp=an IP address, got ${JSON.stringify(clientIp)}`;
+  return { url, method: (search.get('method') ?? 'GET').toUpperCase(), headers, cookies, clientIp };
 }
 
 /** Creates the admin server (not yet listening). */

@@ -5,6 +5,7 @@ import { normalizeHost } from '../router/host.ts';
 import { AMBIGUOUS_PATH, normalizePath, rawPathOf } from '../router/path.ts';
 import type { AmbiguousPaths } from '../router/path.ts';
 import { RequestView } from '../router/request-view.ts';
+import type { RequestFacts } from '../middleware/types.ts';
 import type { Runtime } from '../runtime.ts';
 import { didYouMean } from '../config/issues.ts';
 import type { ExplainConnection, ExplainQuery } from './admin.ts';
@@ -48,6 +49,27 @@ export function explainRequest(runtime: Runtime, q: ExplainQuery, ambiguousPaths
     rejected,
   };
   if (match === undefined) return { ...out, result: '404 no route' };
+  const chain = match.value.middlewares;
+  if (chain !== undefined) {
+    const clientIp = q.clientIp ?? '127.0.0.1';
+    const uri = rawPathOf(q.url) ?? url.pathname;
+    const raw = Object.entries(headers).flat();
+    const facts: RequestFacts = {
+      method: q.method, scheme: url.protocol === 'https:' ? 'https' : 'http', host, hostHeader: url.host, uri: url.search === '' ? uri : uri + url.search,
+      clientIp, requestId: 'explain', route: match.name, websocket: (headers.upgrade ?? '').toLowerCase().includes('websocket'),
+      header: (name) => headers[name], rawHeaders: raw,
+    };
+    // SPEC §8: each middleware in order, as far as the first that would answer.
+    let stopped: { name: string; status?: number; result: string } | undefined;
+    out.middlewares = chain.map((m) => {
+      if (stopped !== undefined) return { name: m.name, kind: m.kind, result: 'not reached', why: `${stopped.name} answers first` };
+      const e = m.explain(facts);
+      if (e.result === 'rejects' || e.result === 'answers') stopped = { name: m.name, status: e.status, result: e.result };
+      return { name: m.name, kind: m.kind, ...e };
+    });
+    out.rejectedBy = stopped?.result === 'rejects' ? stopped.name : null;
+    if (stopped !== undefined) out.result = `${stopped.status ?? ''} from middleware ${stopped.name}`.trim();
+  }
   const action = match.value.action;
   if (action.kind === 'respond') return { ...out, action: 'respond', status: action.status };
   if (action.kind === 'redirect') {

@@ -12,6 +12,8 @@ import type { Logger } from '../observe/logger.ts';
 const AGGREGATORS: Record<string, Aggregator> = {
   waygate_target_healthy: 'min',
   waygate_config_reloads_total: 'max',
+  // Redis is down for the cluster if any worker cannot reach it.
+  waygate_redis_up: 'min',
 };
 
 /**

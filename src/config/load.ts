@@ -7,7 +7,7 @@ import { formatKeyPath, sortErrors } from './config-error.ts';
 import type { ConfigError } from './config-error.ts';
 import { didYouMean, validate } from './issues.ts';
 import { routesFileSchema, staticConfigSchema } from './schema.ts';
-import type { PoolConfig, PoolKind, RouteConfig, RouteTestConfig, StaticConfig, TcpRouteConfig, UdpRouteConfig } from './schema.ts';
+import type { MiddlewareConfig, PoolConfig, PoolKind, RouteConfig, RouteTestConfig, StaticConfig, TcpRouteConfig, UdpRouteConfig } from './schema.ts';
 import { HTTPS_LISTENER } from './l4-schema.ts';
 import { locate, parseYamlSource } from './yaml-source.ts';
 import type { YamlSource } from './yaml-source.ts';
@@ -31,6 +31,8 @@ export interface SourceRef {
 export interface RoutesConfig {
   files: string[];
   pools: Map<string, PoolConfig & { source: SourceRef }>;
+  /** SPEC §8: named middlewares, global across files. */
+  middlewares: Map<string, MiddlewareConfig & { source: SourceRef }>;
   routes: Array<RouteConfig & { name: string; source: SourceRef }>;
   /** SPEC §7; `listenerAt` locates the `listener` value for the cross-check with waygate.yaml. */
   tcpRoutes: Array<TcpRouteConfig & { name: string; source: SourceRef; listenerAt: SourceRef }>;
@@ -82,10 +84,12 @@ export function parseRoutesText(text: string, file: string, env: NodeJS.ProcessE
 export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.ProcessEnv = process.env): LoadResult<RoutesConfig> {
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
-  const out: RoutesConfig = { files: texts.map((t) => t.file), pools: new Map(), routes: [], tcpRoutes: [], udpRoutes: [], tests: [] };
+  const out: RoutesConfig = { files: texts.map((t) => t.file), pools: new Map(), middlewares: new Map(), routes: [], tcpRoutes: [], udpRoutes: [], tests: [] };
   const poolSources = new Map<string, SourceRef>();
   const routeSources = new Map<string, SourceRef>();
-  const references: Array<{ src: YamlSource; path: (string | number)[]; pool: string; wants: PoolKind }> = [];
+  const middlewareSources = new Map<string, SourceRef>();
+  const middlewareRefs: Array<{ src: YamlSource; path: (string | number)[]; name: string }> = [];
+  const references: Array<{ src: YamlSource; path: (string | number)[]; pool: string; wants: PoolKind; what?: string }> = [];
   const poolKinds = new Map<string, PoolKind>();
 
   texts.forEach(({ file, text }, fileIndex) => {
@@ -116,6 +120,29 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
       if (first !== undefined) errors.push(duplicate(source, ['pools', name], `duplicate pool "${name}"`, first));
       else poolSources.set(name, source);
     });
+    Object.entries(isMap(raw.middlewares) ? raw.middlewares : {}).forEach(([name, m], index) => {
+      const source = ref(['middlewares', name], index, 'key');
+      const first = middlewareSources.get(name);
+      if (first !== undefined) errors.push(duplicate(source, ['middlewares', name], `duplicate middleware "${name}"`, first));
+      else middlewareSources.set(name, source);
+      // errorPages serves its page from a pool: an HTTP one, checked with the routes' references.
+      const pages = isMap(m) && isMap(m.errorPages) ? m.errorPages : undefined;
+      if (pages !== undefined && typeof pages.pool === 'string') references.push({ src, path: ['middlewares', name, 'errorPages', 'pool'], pool: pages.pool, wants: 'http', what: 'errorPages' });
+    });
+    (Array.isArray(raw.routes) ? raw.routes : []).forEach((route: unknown, index) => {
+      const list = isMap(route) && Array.isArray(route.middlewares) ? route.middlewares : [];
+      const seen = new Set<string>();
+      list.forEach((n: unknown, i) => {
+        if (typeof n !== 'string') return;
+        const path = ['routes', index, 'middlewares', i];
+        if (seen.has(n)) {
+          const { line, col } = locate(src, path);
+          errors.push({ file, line, col, path: formatKeyPath(path), message: `middleware "${n}" is listed twice: it would run twice` });
+        }
+        seen.add(n);
+        middlewareRefs.push({ src, path, name: n });
+      });
+    });
     // HTTP, TCP and UDP routes share one namespace: a name is one route in /status and the metrics.
     for (const [list, wants] of [['routes', 'http'], ['tcpRoutes', 'tcp'], ['udpRoutes', 'udp']] as const) {
       const prefix = list === 'routes' ? stem : `${stem}.${list}`;
@@ -138,6 +165,9 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
       errors.push(...v.errors);
       return;
     }
+    Object.entries(v.value.middlewares).forEach(([name, m], index) => {
+      if (!out.middlewares.has(name)) out.middlewares.set(name, { ...m, source: ref(['middlewares', name], index, 'key') });
+    });
     Object.entries(v.value.pools).forEach(([name, pool], index) => {
       if (!out.pools.has(name)) out.pools.set(name, { ...pool, source: ref(['pools', name], index, 'key') });
       if (!poolKinds.has(name)) poolKinds.set(name, pool.kind);
@@ -158,7 +188,14 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
   });
 
   // References are checked after merging: a route may use a pool defined in any file.
-  for (const { src, path, pool, wants } of references) {
+  for (const { src, path, name } of middlewareRefs) {
+    if (middlewareSources.has(name)) continue;
+    const { line, col } = locate(src, path);
+    const known = [...middlewareSources.keys()];
+    const has = known.length === 0 ? ' (no routes file defines middlewares:)' : '';
+    errors.push({ file: src.file, line, col, path: formatKeyPath(path), message: `unknown middleware "${name}"${didYouMean(name, known)}${has}` });
+  }
+  for (const { src, path, pool, wants, what } of references) {
     const { line, col } = locate(src, path);
     const at = { file: src.file, line, col, path: formatKeyPath(path) };
     if (!poolSources.has(pool)) {
@@ -169,7 +206,7 @@ export function parseRoutesFiles(texts: readonly RoutesText[], env: NodeJS.Proce
     const kind = poolKinds.get(pool);
     // An unknown kind: the pool itself has an error, reported where it is.
     if (kind === undefined || kind === wants) continue;
-    const where = wants === 'http' ? 'an HTTP route' : `a ${wants === 'tcp' ? 'tcpRoute' : 'udpRoute'}`;
+    const where = what !== undefined ? what : wants === 'http' ? 'an HTTP route' : `a ${wants === 'tcp' ? 'tcpRoute' : 'udpRoute'}`;
     const needs = wants === 'http' ? 'http:// or https://' : `${wants}://`;
     errors.push({ ...at, message: `${where} needs a pool of ${needs} targets; pool "${pool}" has ${kind === 'http' ? 'http(s)://' : `${kind}://`} targets` });
   }
@@ -259,6 +296,20 @@ export function checkListeners(routes: RoutesConfig, config: StaticConfig): Conf
     } else if (!(kind === 'udp' ? udp : tcp).includes(t.listener)) {
       errors.push(at(where, path, unknown(kind, t.listener, `a ${t.connect.scheme}:// test`)));
     }
+  }
+  return sortErrors(errors);
+}
+
+/**
+ * Checks what the middlewares need of waygate.yaml (SPEC §8): a `store: redis` rate limit needs
+ * its `redis`. Returns the located errors.
+ */
+export function checkMiddlewares(routes: RoutesConfig, config: StaticConfig): ConfigError[] {
+  const errors: ConfigError[] = [];
+  for (const [name, m] of routes.middlewares) {
+    if (m.kind !== 'rateLimit' || (m.options as { store?: string }).store !== 'redis' || config.redis !== undefined) continue;
+    const s = m.source;
+    errors.push({ file: s.file, line: s.line, col: s.col, path: `middlewares.${name}.rateLimit.store`, message: 'store: redis needs a Redis: add redis: { url: redis://host:6379 } to waygate.yaml (or use store: local)' });
   }
   return sortErrors(errors);
 }

@@ -11,6 +11,7 @@ import { hostPattern, parseStatusRanges, statusRanges, targetUrl } from './net-f
 import type { StatusRange } from './net-fields.ts';
 import { routeTestSchema } from './route-tests.ts';
 import { splitSchema, tcpRouteSchema, udpRouteSchema } from './l4-schema.ts';
+import { middlewareSchema } from './middleware-schema.ts';
 import { suggest } from './suggest.ts';
 import { duration } from './units.ts';
 
@@ -19,6 +20,7 @@ export type { StaticConfig } from './static-schema.ts';
 export { routeTestSchema } from './route-tests.ts';
 export type { RouteTestConfig, HttpTestConfig, ConnectTestConfig } from './route-tests.ts';
 export type { TcpRouteConfig, UdpRouteConfig, TcpMatchConfig } from './l4-schema.ts';
+export type { MiddlewareConfig } from './middleware-schema.ts';
 
 const POSITIVE_DURATION = 'must be greater than 0s';
 
@@ -244,6 +246,8 @@ const routeObject = strict({
     .optional(),
   requestHeaders: headerEditsSchema.optional(),
   responseHeaders: headerEditsSchema.optional(),
+  // SPEC §8: names from `middlewares:` (any file), run in this order before the action.
+  middlewares: z.array(name()).default([]),
 });
 
 type RouteObject = z.output<typeof routeObject>;
@@ -314,9 +318,10 @@ export const routeSchema = routeObject.superRefine(checkRoute).transform(toRoute
 // An empty "routes:" is null in YAML; treat it like an absent key.
 const orEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema);
 
-/** The schema of a whole routes file: `pools`, `routes`, `tcpRoutes`, `udpRoutes` and `tests`, all optional. */
+/** The schema of a whole routes file: `pools`, `middlewares`, `routes`, `tcpRoutes`, `udpRoutes` and `tests`, all optional. */
 export const routesFileSchema = strict({
   pools: orEmpty(z.record(name(), poolSchema).default({})),
+  middlewares: orEmpty(z.record(name(), middlewareSchema).default({})),
   routes: orEmpty(z.array(routeSchema).default([])),
   tcpRoutes: orEmpty(z.array(tcpRouteSchema).default([])),
   udpRoutes: orEmpty(z.array(udpRouteSchema).default([])),

@@ -26,6 +26,24 @@ const httpsListenerSchema = strict({
   proxyProtocol: z.boolean().default(false),
 });
 
+/** SPEC §8: the Redis that `store: redis` rate limits share between replicas. */
+const redisSchema = strict({
+  url: z.string().refine((u) => {
+    try {
+      const p = new URL(u).protocol;
+      return p === 'redis:' || p === 'rediss:';
+    } catch {
+      return false;
+    }
+  }, { error: (iss) => `expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got ${JSON.stringify(iss.input)}` }),
+  // With Redis unreachable: let requests through (open) or answer 503 (closed).
+  failMode: z.enum(['open', 'closed']).default('open'),
+  // Longest wait for one check; past it the check counts as Redis being unreachable.
+  timeout: duration().refine((ms) => ms > 0, 'must be greater than 0s').default(250),
+  // Every key waygate writes starts with this, so one Redis can serve other things too.
+  keyPrefix: nonEmpty().default('waygate:'),
+});
+
 /** The schema of waygate.yaml; `parse({})` is the default configuration. */
 export const staticConfigSchema = strict({
   listeners: strict({
@@ -43,6 +61,7 @@ export const staticConfigSchema = strict({
   workers: z.union([int(1, 1024), z.literal('auto')]).default(1),
   trustedProxies: z.array(ipRange()).default([]),
   secret: nonEmpty().optional(),
+  redis: redisSchema.optional(),
   timeouts: strict({
     clientHeader: duration().default(10_000),
     clientIdle: duration().default(60_000),

@@ -3,7 +3,10 @@
 // client's buffer is full and resumed on drain). One Forwarder per request is the UpstreamHandler
 // (upstream/client.ts) of each of its attempts, whichever client serves the pool.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import { GatewayError, fromUpstreamError } from '../errors.ts';
+import { bodySink, findReplacement, isPromise, replaceHead, runHeadHooks } from '../middleware/shape.ts';
+import type { Replacement, ResponseHead, ResponseHook } from '../middleware/types.ts';
 import type { UpstreamController, UpstreamHandler, UpstreamProxy } from '../upstream/client.ts';
 import { IDEMPOTENT_METHODS } from '../upstream/methods.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
@@ -31,6 +34,8 @@ export interface ForwardRequest extends RoutedRequest {
   /** A client that reads nothing of the response for this long (ms) is disconnected. */
   readonly writeIdleTimeout: number;
   readonly observer: ForwardObserver;
+  /** SPEC §8: the response hooks of the route's middlewares; undefined when there are none. */
+  readonly hooks?: readonly ResponseHook[];
 }
 
 function hasHeader(flat: readonly string[], name: string): boolean {
@@ -95,6 +100,13 @@ export class Forwarder implements UpstreamHandler {
   #tail: Buffer | undefined;
   /** The client connection a `proxyProtocol` pool's PROXY header announces (first attempt on). */
   #proxy: UpstreamProxy | undefined;
+  /** Where the body goes: the response, or the first of the middlewares' transforms (compress). */
+  #out: Writable | undefined;
+  /** A replacement page (errorPages) is awaited: body chunks are held, and the end if it comes. */
+  #held: Buffer[] | undefined;
+  #heldEnd: Readonly<Record<string, string>> | undefined;
+  /** A replacement page went out: the upstream's own body is read and dropped. */
+  #discard = false;
 
   /** Sends made so far, replays of a stale keep-alive connection included (the access log's `attempts`). */
   attempts = 0;
@@ -277,6 +289,8 @@ export class Forwarder implements UpstreamHandler {
       if (!responseGone(res)) res.destroy();
       return;
     }
+    // A replacement page went out whole: the upstream failing while its own body is dropped changes nothing.
+    if (this.#discard) return;
     if (this.#started) {
       // Response bytes already reached the client: end it as an error, never as a clean short body.
       res.destroy(err);
@@ -292,7 +306,7 @@ export class Forwarder implements UpstreamHandler {
     this.#controller = undefined;
     this.#releaseTarget();
     clearTimeout(this.#writeIdle);
-    if (this.#onDrain !== undefined) this.#r.res.off('drain', this.#onDrain);
+    if (this.#onDrain !== undefined) (this.#out ?? this.#r.res).off('drain', this.#onDrain);
     this.#body?.dispose();
   }
 
@@ -338,6 +352,17 @@ export class Forwarder implements UpstreamHandler {
     // An answer before the upload ended (an upstream refusing the body): the rest of the body is
     // not read just to keep the connection (RFC 9112 §9.6 lets the server close).
     if (!h2 && !r.req.complete && this.#body !== undefined) r.res.shouldKeepAlive = false;
+    if (r.hooks !== undefined) {
+      this.#shape(r.hooks, { status, headers, own: false }, reason);
+      return;
+    }
+    this.#writeHead(status, reason, headers);
+  }
+
+  /** Writes the response head; false (the attempt aborted) when the upstream's fields are invalid. */
+  #writeHead(status: number, reason: string, headers: string[]): boolean {
+    const r = this.#r;
+    const h2 = r.req.httpVersionMajor === 2;
     try {
       // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); passing one only triggers a warning.
       if (h2) r.res.writeHead(status, headers);
@@ -345,24 +370,101 @@ export class Forwarder implements UpstreamHandler {
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not ours to forward.
       this.#controller?.abort(new GatewayError('upstream_bad_response', `invalid upstream response headers: ${(err as Error).message}`));
+      return false;
+    }
+    this.#started = true;
+    return true;
+  }
+
+  /**
+   * SPEC §8: the middlewares' response hooks on an upstream response. A replacement page (sync
+   * or awaited) goes out instead of the body; otherwise the head is edited and the body may go
+   * through transforms. Either way the response is committed: no retry from here on.
+   */
+  #shape(hooks: readonly ResponseHook[], head: ResponseHead, reason: string): void {
+    const rep = findReplacement(hooks, head);
+    if (rep === undefined) {
+      this.#writeShapedHead(hooks, head, reason);
       return;
     }
     this.#started = true;
+    if (!isPromise<Replacement | undefined>(rep)) {
+      this.#sendReplacement(hooks, head, rep);
+      return;
+    }
+    // Hold the body (the upstream is paused: at most what was already read) until the page is known.
+    this.#held = [];
+    this.#controller?.pause();
+    const settled = (page: Replacement | undefined): void => this.#replacementSettled(hooks, head, reason, page);
+    rep.then(settled, () => settled(undefined));
+  }
+
+  #writeShapedHead(hooks: readonly ResponseHook[], head: ResponseHead, reason: string): void {
+    const transforms = runHeadHooks(hooks, head);
+    if (!this.#writeHead(head.status, reason, head.headers)) {
+      for (const t of transforms) t.destroy();
+      return;
+    }
+    if (transforms.length > 0) this.#out = bodySink(this.#r.res, transforms);
+  }
+
+  /** Sends `rep` in place of the upstream's body, which is then read and dropped. */
+  #sendReplacement(hooks: readonly ResponseHook[], head: ResponseHead, rep: Replacement): void {
+    this.#discard = true;
+    replaceHead(head, rep);
+    const transforms = runHeadHooks(hooks, head);
+    const res = this.#r.res;
+    if (!this.#writeHead(head.status, '', head.headers)) return;
+    this.bytesOut += rep.body.length;
+    if (transforms.length === 0) res.end(rep.body);
+    else bodySink(res, transforms).end(rep.body);
+  }
+
+  #replacementSettled(hooks: readonly ResponseHook[], head: ResponseHead, reason: string, page: Replacement | undefined): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    if (this.#clientGone || responseGone(this.#r.res) || (this.#done && this.#heldEnd === undefined)) return;
+    if (page !== undefined) this.#sendReplacement(hooks, head, page);
+    else {
+      this.#writeShapedHead(hooks, head, reason);
+      for (const chunk of held) this.#write(chunk);
+    }
+    const ended = this.#heldEnd;
+    if (ended === undefined) {
+      this.#controller?.resume();
+      return;
+    }
+    this.#heldEnd = undefined;
+    this.#done = true;
+    this.#endResources();
+    if (!this.#discard) this.#end(ended);
   }
 
   onData(chunk: Buffer, last: boolean): void {
-    this.bytesOut += chunk.length;
+    if (this.#discard) return;
+    const held = this.#held;
+    if (held !== undefined) {
+      held.push(chunk);
+      return;
+    }
     // The body's last bytes with the end following at once (builtin client): sent by res.end(chunk).
     if (last) {
+      this.bytesOut += chunk.length;
       this.#tail = chunk;
       return;
     }
+    this.#write(chunk);
+  }
+
+  #write(chunk: Buffer): void {
+    this.bytesOut += chunk.length;
     const res = this.#r.res;
     if (responseGone(res)) {
       this.#abortForClient(new GatewayError('client_aborted', 'client closed the connection'));
       return;
     }
-    if (!res.write(chunk)) {
+    const out = this.#out ?? res;
+    if (!out.write(chunk)) {
       // Backpressure: stop reading from the upstream until the client catches up — but a client
       // that reads nothing for writeIdleTimeout is gone in all but name.
       this.#controller?.pause();
@@ -370,7 +472,7 @@ export class Forwarder implements UpstreamHandler {
         clearTimeout(this.#writeIdle);
         this.#controller?.resume();
       };
-      res.once('drain', this.#onDrain);
+      out.once('drain', this.#onDrain);
       clearTimeout(this.#writeIdle);
       this.#writeIdle = setTimeout(() => this.#abortForClient(new GatewayError('client_timeout', 'client stopped reading the response')), this.#r.writeIdleTimeout);
       this.#writeIdle.unref();
@@ -381,16 +483,31 @@ export class Forwarder implements UpstreamHandler {
     if (this.#done) return;
     const target = this.#target!;
     this.#r.observer.attempt(this.#r.pool, target, undefined);
+    if (this.#held !== undefined) {
+      // The upstream is done; the client's answer waits for the replacement page.
+      this.#heldEnd = trailers;
+      this.#controller = undefined;
+      this.#releaseTarget();
+      return;
+    }
     this.#done = true;
     this.#endResources();
+    if (this.#discard) return;
+    this.#end(trailers);
+  }
+
+  /** Ends the client's response: trailers, then the held last chunk if any. */
+  #end(trailers: Readonly<Record<string, string>>): void {
     const res = this.#r.res;
+    const out = this.#out;
     let t: Record<string, string> = trailers;
     if (this.#grpcStatus !== undefined) t = { ...this.#grpcStatus, ...trailers };
     // Trailers (gRPC's grpc-status among them) pass on HTTP/2 and on chunked HTTP/1.1.
     if (Object.keys(t).length > 0 && (res.chunkedEncoding || this.#r.req.httpVersionMajor === 2)) res.addTrailers(t);
     const tail = this.#tail;
     this.#tail = undefined;
-    if (tail === undefined) res.end();
+    if (out !== undefined) out.end(tail);
+    else if (tail === undefined) res.end();
     // A small body as a latin1 string (byte for byte): Node joins it to the head and sends both
     // in one write, where a Buffer takes a writev of two (1.05× req/s in a bare forwarder at 100 B).
     else if (tail.length <= SMALL_BODY && this.#r.req.httpVersionMajor === 1) res.end(tail.toString('latin1'), 'latin1');

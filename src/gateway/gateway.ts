@@ -18,6 +18,9 @@ import type { AccessLogger, Logger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
 import type { Runtime } from '../runtime.ts';
 import { verifyRoutes } from '../route/tests.ts';
+import { closeMiddlewares, readMiddlewareFiles } from '../middleware/build.ts';
+import { createLimitStores } from '../middleware/limits/index.ts';
+import type { LimitStores } from '../middleware/limits/stores.ts';
 import { buildRuntime, discoveryHosts, needsCertificates, needsSecret, probeConfig, readPoolTls, targetList } from '../runtime.ts';
 import type { PoolTlsFiles } from '../runtime.ts';
 import type { CertStore } from '../server/tls/index.ts';
@@ -67,6 +70,10 @@ export class Gateway {
   readonly #dns: DnsDiscovery;
   #routes!: RoutesConfig;
   #poolTls: PoolTlsFiles = new Map();
+  /** The files the middlewares name, as read for the routes in force. */
+  #mwFiles: ReadonlyMap<string, Buffer> = new Map();
+  /** SPEC §8: rate-limit buckets and in-flight counters; outlive reloads. */
+  readonly #limits: LimitStores;
   readonly #certs: GatewayCerts;
   readonly #listeners: Listeners;
   readonly #l4: L4Listeners;
@@ -82,6 +89,14 @@ export class Gateway {
     this.#log = o.log;
     this.#env = o.env ?? {};
     this.#metrics = new Metrics(() => this.#registry.all());
+    const redis = o.config.redis;
+    this.#limits = createLimitStores({
+      redis: redis === undefined ? undefined : { url: redis.url, failMode: redis.failMode, timeout: redis.timeout, keyPrefix: redis.keyPrefix },
+      cluster: o.shared ?? false,
+      log: o.log,
+      onRedisState: (up) => this.#metrics.redisUp(up),
+      onStoreFailure: (middleware, failMode) => this.#metrics.storeFailure(middleware, failMode),
+    });
     const changed = (target: Target, available: boolean, reason: string): void => this.#availabilityChanged(target, available, reason);
     this.#passive = new PassiveHealth(changed);
     this.#dns = new DnsDiscovery(
@@ -125,7 +140,12 @@ export class Gateway {
     const g = new Gateway(o);
     await g.#ensureSecret(o.routes);
     await g.#dns.sync(discoveryHosts(o.routes));
-    g.#install(o.routes, 1, await readPoolTls(o.routes), true);
+    try {
+      g.#install(o.routes, 1, await readPoolTls(o.routes), await readMiddlewareFiles(o.routes), true);
+    } catch (err) {
+      await g.#limits.close();
+      throw err;
+    }
     try {
       // tls: terminate needs the certificates even when the HTTPS listener is off.
       if (needsCertificates(o.routes) && o.config.listeners.https.address === null) await g.#certs.first();
@@ -239,11 +259,11 @@ export class Gateway {
 
   /** DNS answers changed: rebuild the pools from the routes in force (same version). */
   #rediscover(): void {
-    this.#install(this.#routes, this.#runtime.version, this.#poolTls);
+    this.#install(this.#routes, this.#runtime.version, this.#poolTls, this.#mwFiles);
     this.#log.info({ pools: [...this.#pools.values()].filter((p) => this.#routes.pools.get(p.name)?.discovery === 'dns').map((p) => ({ pool: p.name, targets: p.targets.map((t) => t.url) })) }, 'discovered targets changed');
   }
 
-  #install(routes: RoutesConfig, version: number, tls: PoolTlsFiles, first = false): void {
+  #install(routes: RoutesConfig, version: number, tls: PoolTlsFiles, files: ReadonlyMap<string, Buffer>, first = false): void {
     const known = (pool: string, url: string): boolean => this.#registry.has(pool, url);
     const fresh = new Set<Target>();
     if (!first) {
@@ -252,11 +272,14 @@ export class Gateway {
         for (const t of targetList(pc, (h) => this.#dns.addresses(h))) if (!known(name, t.url)) fresh.add(this.#registry.obtain(name, t.url, t.weight));
       }
     }
-    const built = buildRuntime(routes, this.#registry, version, this.#secret, tls, (h) => this.#dns.addresses(h));
+    const built = buildRuntime(routes, this.#registry, version, this.#secret, tls, (h) => this.#dns.addresses(h), { files, limits: this.#limits, log: this.#log });
     this.#routes = routes;
     this.#poolTls = tls;
+    this.#mwFiles = files;
+    const old = first ? undefined : this.#runtime;
     // The swap is one assignment: a request in flight keeps the runtime it captured.
     this.#runtime = built.runtime;
+    if (old !== undefined) closeMiddlewares(old.middlewares.values());
     this.#pools = built.pools;
     this.#registry.retain(built.targets);
     const probes: { target: Target; config: ProbeConfig; healthy?: boolean }[] = [];
@@ -313,7 +336,7 @@ export class Gateway {
       if (needsCertificates(loaded.value) && this.#certs.store.size === 0) await this.#certs.first();
       await this.#ensureSecret(loaded.value);
       await this.#dns.sync(discoveryHosts(loaded.value));
-      this.#install(loaded.value, version, await readPoolTls(loaded.value));
+      this.#install(loaded.value, version, await readPoolTls(loaded.value), await readMiddlewareFiles(loaded.value));
     } catch (err) {
       return this.#rejectReload(at, [(err as Error).message]);
     }
@@ -345,6 +368,8 @@ export class Gateway {
     await Promise.all([this.#listeners.closePublic(graceMs), this.#l4.drain(graceMs)]);
     await probesStopped;
     await this.#listeners.closeAdmin();
+    closeMiddlewares(this.#runtime?.middlewares.values() ?? []);
+    await this.#limits.close();
     await this.#registry.closeAll();
   }
 }

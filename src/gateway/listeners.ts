@@ -2,6 +2,7 @@
 // (or its redirect to HTTPS), each optionally behind a PROXY protocol front, and the admin API;
 // the request and upgrade handlers wired to the routing table in force, the metrics and passive
 // health; and their graceful close.
+import type { Middleware } from '../middleware/types.ts';
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
@@ -89,6 +90,7 @@ export class Listeners {
       ambiguousPaths: c.security.ambiguousPaths,
       onAttempt: w.attempted,
       onDone: (route: string, pool: string, method: string, status: number, seconds: number) => metrics.request(route, pool, method, status, seconds),
+      onRejected: (route: string, m: Middleware) => metrics.middlewareRejection(route, m.name, m.kind),
     };
   }
 

@@ -42,6 +42,8 @@ export function gatewayStatus(v: StatusView): Record<string, unknown> {
     udpRoutes: Object.keys(v.listeners.udp).flatMap((l) => v.runtime.udp.routesOf(l)).map((r) => ({
       name: r.name, listener: r.listener, clientIp: r.clientIp, priority: r.priority, pools: r.value.pools.map((p) => p.name),
     })),
+    // SPEC §8: every middleware, the routes that run it, and its settings (never a secret).
+    middlewares: [...v.runtime.middlewares.values()].map((m) => ({ name: m.name, kind: m.kind, routes: v.runtime.middlewareRoutes.get(m.name) ?? [], ...m.describe() })),
     pools: [...v.pools].map((p) => ({
       name: p.name,
       // What the pool carries (SPEC §7): http (http:// and https:// targets), tcp or udp.

@@ -40,6 +40,10 @@ export class Metrics {
   readonly #tcpDuration: HistogramFamily;
   readonly #tcpOpen: Gauge<'listener' | 'route'>;
   readonly #udpSessions: Gauge<'listener' | 'route'>;
+  // SPEC §8: middlewares.
+  readonly #rejections: Counter<'route' | 'middleware' | 'kind'>;
+  readonly #redisUp: Gauge;
+  readonly #storeFailures: Counter<'middleware' | 'fail_mode'>;
   readonly #l4Series = new Map<string, CounterSeries | HistogramSeries>();
   // Series resolved once per label set, looked up by the names as given (no key strings built
   // per request): route → pool → series, and pool → target → outcome → series.
@@ -82,6 +86,9 @@ export class Metrics {
     for (const f of [this.#tcpConnections, this.#tcpBytes, this.#tcpDuration]) this.registry.registerMetric(f as unknown as Metric);
     this.#tcpOpen = new Gauge({ name: 'waygate_tcp_open_connections', help: 'Open TCP connections per listener and route.', labelNames: ['listener', 'route'], registers });
     this.#udpSessions = new Gauge({ name: 'waygate_udp_sessions', help: 'UDP sessions (client addresses bound to a target) per listener and route.', labelNames: ['listener', 'route'], registers });
+    this.#rejections = new Counter({ name: 'waygate_middleware_rejections_total', help: 'Requests a middleware answered with a refusal (401, 403, 429, 503…), by route, middleware and kind.', labelNames: ['route', 'middleware', 'kind'], registers });
+    this.#redisUp = new Gauge({ name: 'waygate_redis_up', help: '1 while the Redis of waygate.yaml answers, 0 while it cannot be reached (absent without redis).', registers: [] });
+    this.#storeFailures = new Counter({ name: 'waygate_rate_limit_store_failures_total', help: 'Rate-limit checks the store (Redis) could not answer, by middleware and the failMode that decided (open: let through; closed: 503).', labelNames: ['middleware', 'fail_mode'], registers });
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'failure' }, 0);
     this.syncTargets(targets());
@@ -163,6 +170,22 @@ export class Metrics {
   /** Adds `delta` to the UDP sessions of a route. */
   udpSessions(listener: string, route: string, delta: number): void {
     this.#udpSessions.labels(listener, route).inc(delta);
+  }
+
+  /** Counts one request a middleware refused. */
+  middlewareRejection(route: string, middleware: string, kind: string): void {
+    this.#rejections.labels(route, middleware, kind).inc();
+  }
+
+  /** Sets waygate_redis_up (registered on first use: a waygate without Redis shows none). */
+  redisUp(up: boolean): void {
+    if (this.registry.getSingleMetric('waygate_redis_up') === undefined) this.registry.registerMetric(this.#redisUp);
+    this.#redisUp.set(up ? 1 : 0);
+  }
+
+  /** Counts one rate-limit check the store could not answer. */
+  storeFailure(middleware: string, failMode: 'open' | 'closed'): void {
+    this.#storeFailures.labels(middleware, failMode).inc();
   }
 
   /** Counts a reload. */

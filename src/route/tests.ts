@@ -2,7 +2,7 @@
 // the pool, the upstream path, the status or Location of an answer — checked against a scratch
 // build of the routes, with no network. They run at --check, at start and before every reload;
 // a failing test rejects the routes like a syntax error.
-import { checkListeners, formatConfigError } from '../config/load.ts';
+import { checkListeners, checkMiddlewares, formatConfigError } from '../config/load.ts';
 import type { ConnectTestConfig, StaticConfig } from '../config/schema.ts';
 import { isIP } from 'node:net';
 import type { RoutesConfig } from '../config/load.ts';
@@ -20,7 +20,7 @@ import { TargetRegistry } from '../upstream/registry.ts';
  * pass. Returns one formatted error line per problem, empty when there is none.
  */
 export function verifyRoutes(routes: RoutesConfig, config: StaticConfig): string[] {
-  const listenerErrors = checkListeners(routes, config).map(formatConfigError);
+  const listenerErrors = [...checkListeners(routes, config), ...checkMiddlewares(routes, config)].map(formatConfigError);
   if (listenerErrors.length > 0) return listenerErrors;
   return runRouteTests(routes, config.security.ambiguousPaths);
 }

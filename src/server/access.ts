@@ -34,6 +34,8 @@ export interface AccessRecord {
   clientIp: string;
   userAgent: string | null;
   proto: string;
+  /** SPEC §8: the middleware that refused the request, when one did. */
+  rejectedBy?: string;
 }
 
 /**

@@ -20,13 +20,19 @@ import { declaresBody } from '../forward/body.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { BodyLimits } from '../forward/body.ts';
+import { ChainRequest, runChain } from '../middleware/chain.ts';
+import type { ChainOutcome } from '../middleware/chain.ts';
+import { writeOwn } from '../middleware/shape.ts';
+import type { Middleware } from '../middleware/types.ts';
+import type { CompiledRoute } from '../runtime.ts';
+import type { RouteMatch } from '../router/router.ts';
 import type { AccessLogger, Logger } from '../observe/logger.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { accessRecord } from './access.ts';
 import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
-import type { ResolveOptions } from './resolve.ts';
-import { sendError } from './respond.ts';
+import type { ResolvedRequest, ResolveOptions } from './resolve.ts';
+import { errorAnswer, sendError } from './respond.ts';
 import { checkRequest } from './validate.ts';
 
 /** What the handler needs from the gateway. */
@@ -42,6 +48,8 @@ export interface HandlerOptions extends ResolveOptions {
   readonly writeIdleTimeout: number;
   /** Called for every finished upstream attempt, `err` undefined on success (metrics, passive health). */
   readonly onAttempt?: (pool: UpstreamPool, target: Target, err: GatewayError | undefined) => void;
+  /** SPEC §8: a middleware refused a request (metrics). */
+  readonly onRejected?: (route: string, middleware: Middleware) => void;
   /** Called once per request when its response closes (metrics). */
   readonly onDone?: (route: string, pool: string, method: string, status: number, seconds: number) => void;
   /** HTTPS only: the Strict-Transport-Security value added to every response (listener `hsts`). */
@@ -99,6 +107,10 @@ class Exchange implements ForwardObserver {
   #forwarder: Forwarder | undefined;
   #bytesOut = 0;
   readonly #listenerHeaders: readonly string[] | undefined;
+  /** SPEC §8: the request's passage through its route's middlewares; undefined without any. */
+  #chain: ChainRequest | undefined;
+  /** The middleware that refused the request (the access log's `rejectedBy`). */
+  #rejectedBy: string | undefined;
 
   /** `listenerHeaders`: the listener's own response headers, built once per listener. */
   constructor(o: HandlerOptions, req: IncomingMessage, res: ServerResponse, listenerHeaders: readonly string[] | undefined) {
@@ -134,13 +146,45 @@ class Exchange implements ForwardObserver {
     if (o.redirectToHttps !== undefined) return this.#redirectToHttps(host, path, query);
     if (match === undefined) return this.fail(new GatewayError('no_route', 'no route matched'));
     this.#route = match.name;
+    const middlewares = match.value.middlewares;
+    if (middlewares === undefined) return this.#act(resolved);
+    const chain = new ChainRequest(req, { scheme: o.scheme, host, hostHeader: hostHeader ?? '', clientIp: this.#clientIp, requestId: this.#requestId, route: match.name, websocket: false });
+    this.#chain = chain;
+    runChain(middlewares, chain, (outcome, err) => this.#chainDone(outcome, err, resolved));
+  }
+
+  /** The chain ended: its answer goes out, or the route's action runs. Nothing once the client is gone. */
+  #chainDone(outcome: ChainOutcome, err: unknown, resolved: ResolvedRequest): void {
+    if (this.#chain!.finished || this.#res.destroyed) return;
+    if (outcome === undefined) return this.#act(resolved);
+    const { answer, by } = outcome;
+    if (err !== undefined) this.#o.log.error({ reqId: this.#requestId, middleware: by.name, kind: by.kind, err: (err as Error)?.message ?? String(err) }, 'middleware failed inside waygate');
+    if (answer.rejection) {
+      this.#rejectedBy = by.name;
+      this.#o.onRejected?.(this.#route!, by);
+    }
+    const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+    const headers = this.#withListenerHeaders([...answer.headers, 'content-length', String(body.length), 'x-request-id', this.#requestId]);
+    this.#bytesOut = this.#req.method === 'HEAD' ? 0 : body.length;
+    writeOwn(this.#res, answer.status, headers, body, this.#chain!.hooks, this.#req.method === 'HEAD');
+  }
+
+  /** The route's action: answer (respond, redirect) or forward. */
+  #act(resolved: ResolvedRequest): void {
+    const req = this.#req;
+    const { host, hostHeader, path, query, view } = resolved;
+    const match = resolved.match as RouteMatch<CompiledRoute>;
     const action = match.value.action;
+    const hooks = this.#chain?.hooks;
+    const shaped = hooks !== undefined && hooks.length > 0 ? hooks : undefined;
 
     switch (action.kind) {
       case 'respond': {
         const res = this.#res;
-        res.writeHead(action.status, this.#withListenerHeaders([...action.headers, 'x-request-id', this.#requestId]));
+        const headers = this.#withListenerHeaders([...action.headers, 'x-request-id', this.#requestId]);
         this.#bytesOut = req.method === 'HEAD' ? 0 : action.body.length;
+        if (shaped !== undefined) return writeOwn(res, action.status, headers, action.body, shaped, req.method === 'HEAD');
+        res.writeHead(action.status, headers);
         res.end(req.method === 'HEAD' ? undefined : action.body);
         return;
       }
@@ -157,6 +201,7 @@ class Exchange implements ForwardObserver {
         const headers = ['location', location, 'content-length', '0', 'x-request-id', this.#requestId];
         const ops = action.responseOps;
         if (ops !== undefined) headers.push(...ops.append);
+        if (shaped !== undefined) return writeOwn(this.#res, action.status, this.#withListenerHeaders(headers), '', shaped, true);
         this.#res.writeHead(action.status, this.#withListenerHeaders(headers));
         this.#res.end();
         return;
@@ -179,7 +224,8 @@ class Exchange implements ForwardObserver {
             keepTeTrailers: pool.settings.h2,
           },
           listenerHeaders: this.#listenerHeaders,
-          requestOps: action.requestOps,
+          requestOps: this.#chain === undefined ? action.requestOps : this.#chain.requestOps(action.requestOps),
+          hooks: shaped,
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
           stickyToken: pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie),
@@ -201,7 +247,13 @@ class Exchange implements ForwardObserver {
     }
     const retryAfter = this.#pool?.settings.retryAfter;
     const h2 = this.#req.httpVersionMajor === 2;
-    this.#bytesOut += sendError(this.#res, err, this.#requestId, retryAfter, h2, this.#o.hsts);
+    const hooks = this.#chain?.hooks;
+    if (hooks !== undefined && hooks.length > 0 && !this.#res.headersSent && !this.#res.destroyed) {
+      // SPEC §8: waygate's own errors get the middlewares' response hooks too (errorPages, cors).
+      const a = errorAnswer(err, this.#requestId, retryAfter, h2, this.#o.hsts);
+      this.#bytesOut += this.#req.method === 'HEAD' ? 0 : a.body.length;
+      writeOwn(this.#res, a.status, a.headers, a.body, hooks, this.#req.method === 'HEAD');
+    } else this.#bytesOut += sendError(this.#res, err, this.#requestId, retryAfter, h2, this.#o.hsts);
     // HTTP/1.1 cannot trust what follows a malformed request on the same connection; an HTTP/2
     // stream error stays on its stream.
     if (err.status === 400 && !h2) this.#req.socket.destroySoon();
@@ -232,6 +284,7 @@ class Exchange implements ForwardObserver {
     // upstream request would never be aborted.
     const completed = res.writableEnded && res.writableFinished;
     if (!completed && fw !== undefined) fw.clientClosed();
+    this.#chain?.finish();
     const req = this.#req;
     const status = completed || res.headersSent ? res.statusCode : 499;
     const seconds = (performance.now() - this.#start) / 1000;
@@ -239,7 +292,9 @@ class Exchange implements ForwardObserver {
     const access = this.#o.access;
     if (access === undefined) return;
     const end = { status, bytesIn: fw?.bytesIn ?? 0, bytesOut: (fw?.bytesOut ?? 0) + this.#bytesOut, target: fw?.target, attempts: fw?.attempts ?? 0 };
-    access.info(accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds), 'request');
+    const record = accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds);
+    if (this.#rejectedBy !== undefined) record.rejectedBy = this.#rejectedBy;
+    access.info(record, 'request');
   }
 }
 

@@ -29,6 +29,14 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
     if (!res.destroyed) res.destroy(err);
     return 0;
   }
+  const a = errorAnswer(err, requestId, retryAfter, http2, hsts);
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
+  return a.body.length;
+}
+
+/** The status, headers (content-length included) and body waygate answers `err` with. */
+export function errorAnswer(err: GatewayError, requestId: string, retryAfter = DEFAULT_RETRY_AFTER, http2 = false, hsts?: string): { status: number; headers: string[]; body: Buffer } {
   const body = BODY[err.status] ?? err.code;
   const headers: string[] = [
     'content-type', 'text/plain; charset=utf-8',
@@ -39,7 +47,5 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
   // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2).
   if (err.status === 400 && !http2) headers.push('connection', 'close');
   if (hsts !== undefined) headers.push('strict-transport-security', hsts);
-  res.writeHead(err.status, headers);
-  res.end(body);
-  return Buffer.byteLength(body);
+  return { status: err.status, headers, body: Buffer.from(body) };
 }

@@ -11,11 +11,14 @@ import { GatewayError } from '../errors.ts';
 import { declaresBody } from '../forward/body.ts';
 import { Tunnel } from '../forward/tunnel.ts';
 import type { TunnelEnd, TunnelObserver } from '../forward/tunnel.ts';
+import { ChainRequest, runChain } from '../middleware/chain.ts';
+import type { ChainOutcome } from '../middleware/chain.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
 import { accessRecord } from './access.ts';
 import type { HandlerOptions } from './handler.ts';
 import { clientAddress, hostPort, httpsLocation, peerAddress, requestIdOf, resolveRequest } from './resolve.ts';
+import type { ResolvedRequest } from './resolve.ts';
 import { sendError } from './respond.ts';
 
 /** What the upgrade handler needs: the request handler's options, plus shutdown tracking. */
@@ -58,6 +61,9 @@ class Upgrade implements TunnelObserver {
   readonly #tunnel: Tunnel;
   #route: string | undefined;
   #pool: UpstreamPool | undefined;
+  /** SPEC §8: the handshake's passage through its route's middlewares (request phase only). */
+  #chain: ChainRequest | undefined;
+  #rejectedBy: string | undefined;
 
   constructor(o: UpgradeOptions, req: IncomingMessage, socket: Socket, head: Buffer) {
     // First of all: the socket has an owner before anything can happen to it.
@@ -96,6 +102,39 @@ class Upgrade implements TunnelObserver {
     }
     if (match === undefined) return this.#refuse(new GatewayError('no_route', 'no route matched'));
     this.#route = match.name;
+    const middlewares = match.value.middlewares;
+    if (middlewares === undefined) return this.#act(resolved);
+    const chain = new ChainRequest(req, { scheme: o.scheme, host, hostHeader: hostHeader ?? '', clientIp: this.#clientIp, requestId: this.#requestId, route: match.name, websocket: true });
+    this.#chain = chain;
+    runChain(middlewares, chain, (outcome, err) => this.#chainDone(outcome, err, resolved));
+  }
+
+  /** The chain ended: its answer goes out on the socket, or the route's action runs (not once the session ended). */
+  #chainDone(outcome: ChainOutcome, err: unknown, resolved: ResolvedRequest): void {
+    if (this.#chain!.finished) return;
+    try {
+      if (outcome === undefined) return this.#act(resolved);
+      const { answer, by } = outcome;
+      if (err !== undefined) this.#o.log.error({ reqId: this.#requestId, middleware: by.name, kind: by.kind, err: (err as Error)?.message ?? String(err) }, 'middleware failed inside waygate');
+      if (answer.rejection) {
+        this.#rejectedBy = by.name;
+        this.#o.onRejected?.(this.#route!, by);
+      }
+      const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+      this.#answer(answer.status, [...answer.headers, 'content-length', String(body.length)], body);
+    } catch (e) {
+      // After an await, nothing catches this but the process: it stays this handshake's.
+      this.#o.log.error({ reqId: this.#requestId, err: (e as Error).message }, 'websocket upgrade failed inside waygate');
+      this.#tunnel.abort(new GatewayError('internal', 'internal error', { cause: e }));
+    }
+  }
+
+  /** The route's action: answer (respond, redirect) or tunnel to the pool. */
+  #act(resolved: ResolvedRequest): void {
+    const req = this.#req;
+    const o = this.#o;
+    const { host, hostHeader, path, query, view } = resolved;
+    const match = resolved.match!;
     const action = match.value.action;
     switch (action.kind) {
       case 'respond':
@@ -123,7 +162,7 @@ class Upgrade implements TunnelObserver {
             keepTeTrailers: false,
             keepUpgrade: true,
           },
-          requestOps: action.requestOps,
+          requestOps: this.#chain === undefined ? action.requestOps : this.#chain.requestOps(action.requestOps),
           responseOps: action.responseOps,
           clientIp: this.#clientIp,
           stickyToken: pool.sticky === undefined ? undefined : view.cookie(pool.sticky.options.cookie),
@@ -167,8 +206,13 @@ class Upgrade implements TunnelObserver {
   done(end: TunnelEnd): void {
     const req = this.#req;
     const seconds = (performance.now() - this.#start) / 1000;
+    this.#chain?.finish();
     this.#o.onDone?.(this.#route ?? '', this.#pool?.name ?? '', req.method ?? '', end.status, seconds);
-    this.#o.access?.info(accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds), 'request');
+    const access = this.#o.access;
+    if (access === undefined) return;
+    const record = accessRecord(req, this.#requestId, this.#clientIp, this.#route, this.#pool, end, seconds);
+    if (this.#rejectedBy !== undefined) record.rejectedBy = this.#rejectedBy;
+    access.info(record, 'request');
   }
 }
 
