@@ -14,15 +14,22 @@ const shape = Object.fromEntries(KIND_NAMES.map((k) => [k, KINDS[k].options.opti
 /** A middleware as validated: its kind and that kind's options, defaults filled. */
 export type MiddlewareConfig = { [K in KindName]: { kind: K; options: z.output<(typeof KINDS)[K]['options']> } }[KindName];
 
-/** The schema of one entry of `middlewares:`. */
-export const middlewareSchema = strict(shape)
-  .superRefine((m, ctx) => {
-    const kinds = KIND_NAMES.filter((k) => m[k] !== undefined);
-    if (kinds.length === 0) ctx.addIssue({ code: 'custom', path: [], message: `a middleware needs exactly one kind: ${KIND_NAMES.join(', ')}` });
+/**
+ * The schema of one entry of `middlewares:`. "Exactly one kind" is checked on the raw map, before
+ * strict() — so a misspelt kind gets its "did you mean" alone, not a second error saying no kind
+ * is there.
+ */
+export const middlewareSchema = z
+  .preprocess((raw, ctx) => {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+    const keys = Object.keys(raw);
+    if (keys.length === 0) ctx.addIssue({ code: 'custom', message: `a middleware needs exactly one kind: ${KIND_NAMES.join(', ')}`, input: raw });
+    const kinds = keys.filter((k) => (KIND_NAMES as string[]).includes(k));
     for (const extra of kinds.slice(1)) {
-      ctx.addIssue({ code: 'custom', path: [extra], params: { at: 'key' }, message: `"${extra}" cannot be combined with "${kinds[0]}": a middleware has exactly one kind (define two middlewares and list both)` });
+      ctx.addIssue({ code: 'custom', path: [extra], params: { at: 'key' }, message: `"${extra}" cannot be combined with "${kinds[0]}": a middleware has exactly one kind (define two middlewares and list both)`, input: raw });
     }
-  })
+    return raw;
+  }, strict(shape))
   .transform((m): MiddlewareConfig => {
     const kind = KIND_NAMES.find((k) => m[k] !== undefined)!;
     return { kind, options: m[kind] } as MiddlewareConfig;
