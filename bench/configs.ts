@@ -92,3 +92,34 @@ export function scaleMix(n: number): string {
   });
   return `local reqs = {}\nlocal i = 0\ninit = function(args)\n${reqs.join('\n')}\nend\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n`;
 }
+
+/**
+ * The middleware group's routes (issue 15): the bench request (Host shop.example.com, GET
+ * /api/b100) plain, and under /local and /redis behind ipAllowList + a rateLimit that never
+ * refuses at bench rates, so every request pays for the check and the take.
+ */
+export function middlewareRoutes(up: number[]): string {
+  return `pools:
+  shop-api:
+    targets: [${up.map(url).join(', ')}]
+    healthCheck: { path: /health, interval: 5s }
+middlewares:
+  office: { ipAllowList: { sourceRange: [127.0.0.0/8, "::1/128"] } }
+  local-limit: { rateLimit: { average: 100000000, period: 1s, burst: 100000000, store: local } }
+  shared-limit: { rateLimit: { average: 100000000, period: 1s, burst: 100000000, store: redis } }
+routes:
+  - name: plain
+    match: { host: shop.example.com, path: /api/* }
+    pool: shop-api
+  - name: local
+    match: { host: shop.example.com, path: /local/api/* }
+    stripPrefix: /local
+    middlewares: [office, local-limit]
+    pool: shop-api
+  - name: redis
+    match: { host: shop.example.com, path: /redis/api/* }
+    stripPrefix: /redis
+    middlewares: [office, shared-limit]
+    pool: shop-api
+`;
+}

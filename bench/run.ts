@@ -17,6 +17,10 @@
 // (one worker), each pinned to CPU 0, the upstream nginx (plain, and a TLS server block) on CPU 1:
 // 1 MiB bulk over 64 kept connections, a new connection per 100-byte exchange, the same over TLS
 // passed through by SNI, and idle connections held (bench/l4-idle.ts, after the rounds).
+//
+// Middlewares (issue 15): one waygate process serving the same request on a route without
+// middlewares, with ipAllowList + rateLimit (local store) and with ipAllowList + rateLimit
+// (store: redis, a redis-server on CPU 1), interleaved like every other case (A/B in one process).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -24,7 +28,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scaleMix, scaleRoutes, shopRoutes } from './configs.ts';
+import { middlewareRoutes, scaleMix, scaleRoutes, shopRoutes } from './configs.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(ROOT);
@@ -64,6 +68,8 @@ const P = {
   hpL4: 19510, hpL4Sni: 19511,
   ngL4: 19520, ngL4Sni: 19521,
   wgIdle: 19530, wgIdleAdmin: 19531, hpIdle: 19532, ngIdle: 19534,
+  // Middlewares: one waygate, its Redis.
+  wgMw: 19540, wgMwAdmin: 19541, redis: 19545,
 };
 // Idle connections to hold (issue 14: 10,000); fewer when the open-files limit cannot give a proxy
 // two descriptors per connection (see idleCount()).
@@ -145,7 +151,7 @@ function have(bin: string): boolean {
 }
 
 function ensureTools(): string[] {
-  const pkgs: Record<string, string> = { wrk: 'wrk', nginx: 'nginx', haproxy: 'haproxy', caddy: 'caddy', h2load: 'nghttp2-client', openssl: 'openssl', curl: 'curl', taskset: 'util-linux' };
+  const pkgs: Record<string, string> = { wrk: 'wrk', nginx: 'nginx', haproxy: 'haproxy', caddy: 'caddy', h2load: 'nghttp2-client', openssl: 'openssl', curl: 'curl', taskset: 'util-linux', 'redis-server': 'redis-server' };
   const missing = Object.keys(pkgs).filter((b) => !have(b));
   if (missing.length > 0) {
     console.log(`installing with apt-get: ${missing.map((b) => pkgs[b]).join(' ')}`);
@@ -301,7 +307,8 @@ http://:${P.caddy} {
 `);
   // waygate: the static config (TLS 1.3 like nginx; access log and metrics are the defaults).
   writeFileSync(join(dir, 'waygate.yaml'), 'listeners:\n  https: { minTlsVersion: TLSv1.3 }\nlog: { level: info, access: true }\n');
-  for (const [name, text] of Object.entries({ shop: shopRoutes(P.up), r10: scaleRoutes(10, 3, P.up), r1k: scaleRoutes(1000, 100, P.up) })) {
+  writeFileSync(join(dir, 'waygate-mw.yaml'), `log: { level: info, access: true }\nredis: { url: "redis://127.0.0.1:${P.redis}", failMode: open }\n`);
+  for (const [name, text] of Object.entries({ shop: shopRoutes(P.up), r10: scaleRoutes(10, 3, P.up), r1k: scaleRoutes(1000, 100, P.up), mw: middlewareRoutes(P.up) })) {
     mkdirSync(join(dir, name));
     writeFileSync(join(dir, name, 'routes.yaml'), text);
   }
@@ -550,6 +557,8 @@ const GROUPS: Group[] = [
     ratios: [{ label: '× 1 worker', ref: 'workers:w1' }] },
   { id: 'config', title: 'waygate config size: 10 routes vs 1,000 routes and 100 pools', note: 'same 10-request mix (host/path/header routes present in both tables); proxy on CPU 0, wrk on CPU 1',
     ratios: [{ label: '× 10 routes', ref: 'config:r10' }] },
+  { id: 'mw', title: 'waygate middlewares: the same 100-byte request with and without them', note: 'one waygate process on CPU 0 (pool of 3, access log → /dev/null); ipAllowList 127.0.0.0/8 and a rateLimit that never refuses (its bucket is checked and taken on every request); redis-server on CPU 1 with the upstream and wrk',
+    ratios: [{ label: '× no middlewares', ref: 'mw:none' }] },
   { id: 'l4-bulk', title: 'L4 TCP: 1 MiB transfers over 64 kept connections', unit: { label: 'MiB/s', per: 1 },
     note: 'wrk -t1 -c64 (keep-alive) GETs a 1 MiB file from the upstream nginx through each proxy\'s plain TCP listener; proxy on CPU 0, upstream and wrk on CPU 1; MiB/s = responses/s × 1 MiB',
     ratios: [{ label: '× HAProxy', ref: 'l4-bulk:haproxy' }, { label: '× NGINX', ref: 'l4-bulk:nginx' }] },
@@ -599,6 +608,10 @@ function buildCases(missing: string[], procs: Record<string, ChildProcess>): Cas
   add({ id: 'workers:w1', group: 'workers', label: 'waygate --workers 1, unpinned', load: free(P.wg1), proc: pid('wg1'), check: { url: `http://127.0.0.1:${P.wg1}/api/b100`, bytes: 100 } });
   add({ id: 'workers:w2', group: 'workers', label: 'waygate --workers 2, unpinned (primary + 2 workers)', load: free(P.wg2), proc: pid('wg2'), check: { url: `http://127.0.0.1:${P.wg2}/api/b100`, bytes: 100 } });
   const mix = (port: number): Load => ({ tool: 'wrk', url: `http://127.0.0.1:${port}`, cpu: '1', script: join(dir, 'mix.lua'), headers: {} });
+  const mwUrl = (path: string): string => `http://127.0.0.1:${P.wgMw}${path}`;
+  add({ id: 'mw:none', group: 'mw', label: 'route without middlewares', load: w(mwUrl('/api/b100')), proc: pid('wgMw'), check: { url: mwUrl('/api/b100'), bytes: 100 } });
+  add({ id: 'mw:local', group: 'mw', label: 'ipAllowList + rateLimit (store: local)', load: w(mwUrl('/local/api/b100')), proc: pid('wgMw'), check: { url: mwUrl('/local/api/b100'), bytes: 100 } });
+  if (!missing.includes('redis-server')) add({ id: 'mw:redis', group: 'mw', label: 'ipAllowList + rateLimit (store: redis, one Lua call per request)', load: w(mwUrl('/redis/api/b100')), proc: pid('wgMw'), check: { url: mwUrl('/redis/api/b100'), bytes: 100 } });
   add({ id: 'config:r10', group: 'config', label: 'waygate, 10 routes, 3 pools', load: mix(P.wg10), proc: pid('wg10'), check: { url: `http://127.0.0.1:${P.wg10}/svc1/x`, bytes: 100 } });
   add({ id: 'config:r1k', group: 'config', label: 'waygate, 1,000 routes, 100 pools', load: mix(P.wg1k), proc: pid('wg1k'), check: { url: `http://127.0.0.1:${P.wg1k}/svc1/x`, bytes: 100 } });
   // L4: the same four loads through each proxy's two listeners (plain; SNI-routed TLS passthrough).
@@ -1039,6 +1052,14 @@ function startHttpPeers(procs: Record<string, ChildProcess>, missing: string[], 
   procs.wg10 = startWaygate('wg10', 'r10', P.wg10, P.wg10Admin, { cpu: '0' });
   procs.wg1k = startWaygate('wg1k', 'r1k', P.wg1k, P.wg1kAdmin, { cpu: '0' });
   ports.push(P.nginx, P.nginxTls, P.hp3, P.fastify, P.undici, P.wg, P.wgTls, P.wg1, P.wg2, P.wg10, P.wg1k);
+  if (selected('mw')) {
+    if (!missing.includes('redis-server')) {
+      procs.redis = start('redis', 'redis-server', ['--port', String(P.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cpu: '1', stdout: 'null' });
+      ports.push(P.redis);
+    }
+    procs.wgMw = startWaygate('wgMw', 'mw', P.wgMw, P.wgMwAdmin, { cpu: '0', config: 'waygate-mw.yaml' });
+    ports.push(P.wgMw);
+  }
   if (procs.haproxy) ports.push(P.haproxy);
   if (procs.caddy) ports.push(P.caddy);
   if (procs.base) ports.push(P.base, P.baseTls);

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { expect, test } from 'vitest';
-import { loadRoutesDir, parseRoutesText, parseStaticText } from '../src/config/load.ts';
+import { checkMiddlewares, loadRoutesDir, loadStaticConfig, parseRoutesText, parseStaticText } from '../src/config/load.ts';
 import { defaultStaticConfig } from '../src/config/schema.ts';
 import { runRouteTests } from '../src/route/tests.ts';
 
@@ -129,10 +129,19 @@ test("the configuration reference's waygate.yaml example spells out the defaults
   }
 });
 
-test.each(['routes', 'examples/demo/routes', 'examples/grpc/routes', 'examples/compose/routes', 'examples/routes'])('%s is valid and its tests pass', async (dir) => {
+test.each(['routes', 'examples/demo/routes', 'examples/grpc/routes', 'examples/compose/routes', 'examples/routes', 'examples/rate-limit-replicas/routes'])('%s is valid and its tests pass', async (dir) => {
   const r = await loadRoutesDir(`${root}${dir}`, {});
   expect(r.ok ? [] : r.errors).toEqual([]);
   if (r.ok) expect(runRouteTests(r.value)).toEqual([]);
+});
+
+test('the multi-replica rate-limit recipe: its waygate.yaml gives its store: redis routes their Redis', async () => {
+  const cfg = await loadStaticConfig(`${root}examples/rate-limit-replicas/waygate.yaml`, {});
+  const routes = await loadRoutesDir(`${root}examples/rate-limit-replicas/routes`, {});
+  if (!cfg.ok || !routes.ok) throw new Error('the recipe does not load');
+  expect(cfg.value.redis?.url).toBe('redis://redis:6379');
+  expect([...routes.value.middlewares.values()].map((m) => m.kind)).toEqual(['rateLimit']);
+  expect(checkMiddlewares(routes.value, cfg.value)).toEqual([]);
 });
 
 // ---- links ----
