@@ -58,6 +58,8 @@ export interface HandlerOptions extends ResolveOptions {
   readonly redirectToHttps?: { port: number };
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Most of an unread HTTP/2 upload read and dropped after its response, before the stream is reset. */
 const DISCARD_LIMIT = 1024 * 1024;
 
@@ -163,10 +165,12 @@ class Exchange implements ForwardObserver {
       this.#rejectedBy = by.name;
       this.#o.onRejected?.(this.#route!, by);
     }
-    const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-    const headers = this.#withListenerHeaders([...answer.headers, 'content-length', String(body.length), 'x-request-id', this.#requestId]);
+    // RFC 9110 §8.6: a 204 or 304 carries no body and no content-length.
+    const bodiless = answer.status === 204 || answer.status === 304;
+    const body = bodiless ? EMPTY : typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+    const headers = this.#withListenerHeaders(bodiless ? [...answer.headers, 'x-request-id', this.#requestId] : [...answer.headers, 'content-length', String(body.length), 'x-request-id', this.#requestId]);
     this.#bytesOut = this.#req.method === 'HEAD' ? 0 : body.length;
-    writeOwn(this.#res, answer.status, headers, body, this.#chain!.hooks, this.#req.method === 'HEAD');
+    writeOwn(this.#res, answer.status, headers, body, this.#chain!.hooks, bodiless || this.#req.method === 'HEAD');
   }
 
   /** The route's action: answer (respond, redirect) or forward. */

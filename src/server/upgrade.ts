@@ -120,6 +120,8 @@ class Upgrade implements TunnelObserver {
         this.#rejectedBy = by.name;
         this.#o.onRejected?.(this.#route!, by);
       }
+      // RFC 9110 §8.6: a 204 or 304 carries no body and no content-length.
+      if (answer.status === 204 || answer.status === 304) return this.#answer(answer.status, [...answer.headers], undefined);
       const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
       this.#answer(answer.status, [...answer.headers, 'content-length', String(body.length)], body);
     } catch (e) {
