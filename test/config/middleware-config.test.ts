@@ -133,11 +133,11 @@ describe('waygate --check', () => {
     await writeFile(join(dir, 'routes', 'a.yaml'), [...POOL, 'middlewares:', '  admins: { basicAuth: { usersFile: missing/htpasswd } }', 'routes:', '  - { middlewares: [admins], pool: api }'].join('\n') + '\n');
     const r = await runCli(['--check'], {}, dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('routes/a.yaml:4:3 middlewares.admins.basicAuth: cannot read "missing/htpasswd": ENOENT');
+    expect(r.stdout).toContain('routes/a.yaml:4:3 middlewares.admins.basicAuth: cannot read "missing/htpasswd": ENOENT');
 
     await writeFile(join(dir, 'routes', 'a.yaml'), [...POOL, 'middlewares:', '  limit: { rateLimit: { average: 5, store: redis } }', 'routes:', '  - { middlewares: [limit], pool: api }'].join('\n') + '\n');
     const r2 = await runCli(['--check'], {}, dir);
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toContain('middlewares.limit.rateLimit.store: store: redis needs a Redis');
+    expect(r2.stdout).toContain('middlewares.limit.rateLimit.store: store: redis needs a Redis');
   });
 });
