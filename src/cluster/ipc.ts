@@ -1,9 +1,12 @@
 // The primary ↔ worker protocol over node:cluster's IPC channel: the messages each side sends,
-// and the primary's calls to one worker (an admin question and its answer, or a timeout).
+// and the primary's calls to one worker (an admin question and its answer, or a timeout). The
+// other direction, a worker's questions to the primary about shared rate limits, is
+// `waygate:limits` and its answer (middleware/limits/cluster.ts asks and answers them).
 import type { Worker } from 'node:cluster';
 import type { RoutesConfig } from '../config/load.ts';
 import type { StaticConfig } from '../config/schema.ts';
 import type { BoundAddresses } from '../gateway/gateway.ts';
+import type { LimitAnswer, LimitAsk } from '../middleware/limits/cluster.ts';
 
 /** How long the primary waits for a worker's answer to an admin question. */
 const CALL_TIMEOUT_MS = 5_000;
@@ -15,7 +18,8 @@ export type Op = 'status' | 'reload' | 'explain' | 'metrics';
 export type ToWorker =
   | { type: 'waygate:start'; worker: number; config: StaticConfig; routes: RoutesConfig; fromDisk: boolean }
   | { type: 'waygate:call'; id: number; op: Op; arg?: unknown }
-  | { type: 'waygate:drain' };
+  | { type: 'waygate:drain' }
+  | ({ type: 'waygate:limits-answer' } & LimitAnswer);
 
 /** Worker → primary. */
 export type FromWorker =
@@ -23,7 +27,8 @@ export type FromWorker =
   | { type: 'waygate:listening'; addresses: BoundAddresses }
   | { type: 'waygate:failed'; error: string }
   | { type: 'waygate:reply'; id: number; ok: true; value: unknown }
-  | { type: 'waygate:reply'; id: number; ok: false; error: string };
+  | { type: 'waygate:reply'; id: number; ok: false; error: string }
+  | ({ type: 'waygate:limits' } & LimitAsk);
 
 /** True for a message of this protocol (node:cluster's own messages share the channel). */
 export function isFromWorker(m: unknown): m is FromWorker {

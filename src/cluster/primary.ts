@@ -13,6 +13,7 @@ import type { RoutesConfig } from '../config/load.ts';
 import type { StaticConfig } from '../config/schema.ts';
 import { ensureCertificates } from '../gateway/certs.ts';
 import type { BoundAddresses } from '../gateway/gateway.ts';
+import { LimitHost } from '../middleware/limits/cluster.ts';
 import type { Logger } from '../observe/logger.ts';
 import { closeGracefully, listen } from '../server/listener.ts';
 import { WorkerCalls, isFromWorker } from './ipc.ts';
@@ -62,6 +63,8 @@ export class ClusterPrimary implements AdminSource {
   readonly #slots: Slot[] = [];
   readonly #calls = new WorkerCalls((worker, m) => this.#send(worker, m));
   readonly #metrics: ClusterMetrics;
+  /** The instance's `store: local` buckets and in-flight counts, shared by every worker. */
+  readonly #limits = new LimitHost();
   #admin: Server | undefined;
   #addresses: BoundAddresses = { http: null, https: null, admin: null, tcp: {}, udp: {} };
   #addressesKnown = false;
@@ -167,6 +170,12 @@ export class ClusterPrimary implements AdminSource {
       case 'waygate:reply':
         this.#calls.settle(m);
         return;
+      case 'waygate:limits': {
+        // Answered at once, a few Map operations per question: it never waits on anything.
+        const a = this.#limits.answer(worker.id, m);
+        if (a !== undefined) this.#send(worker, { type: 'waygate:limits-answer', ...a });
+        return;
+      }
     }
   }
 
@@ -195,6 +204,8 @@ export class ClusterPrimary implements AdminSource {
     // An exited worker's counters stay in the sums; its calls in flight fail now.
     this.#metrics.retire(worker.id);
     this.#calls.exited(worker.id);
+    // Its requests in flight ended with it.
+    this.#limits.forget(worker.id);
     if (slot.worker !== worker) return;
     const draining = slot.state === 'draining';
     slot.state = 'dead';
@@ -320,6 +331,7 @@ export class ClusterPrimary implements AdminSource {
     }, graceMs + DRAIN_SLACK_MS);
     await Promise.all(exits);
     clearTimeout(deadline);
+    this.#limits.close();
     if (this.#admin !== undefined) await closeGracefully(this.#admin, 0);
   }
 }

@@ -8,6 +8,7 @@ import type { ExplainQuery } from '../admin/admin.ts';
 import { formatConfigError, loadRoutesDir } from '../config/load.ts';
 import type { StaticConfig } from '../config/schema.ts';
 import { Gateway } from '../gateway/gateway.ts';
+import { primaryLink } from '../middleware/limits/cluster.ts';
 import { createLoggers } from '../observe/logger.ts';
 import type { FromWorker, Op, ToWorker } from './ipc.ts';
 import { sharedStdout } from './stdout.ts';
@@ -43,6 +44,9 @@ export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
       // the primary is gone: node:cluster exits this worker on the disconnect
     }
   };
+
+  // `store: local` limits live in the primary: the Gateway's LimitStores ask it through this link.
+  primaryLink.attach((ask) => send({ type: 'waygate:limits', ...ask }));
 
   const start = async (m: Extract<ToWorker, { type: 'waygate:start' }>): Promise<Gateway | undefined> => {
     const { log: baseLog, access: baseAccess, lifecycle } = createLoggers({ level: m.config.log.level, access: m.config.log.access, destination: sharedStdout() });
@@ -107,6 +111,9 @@ export function runWorker(env: NodeJS.ProcessEnv): ClusterWorker {
         return;
       case 'waygate:drain':
         drain();
+        return;
+      case 'waygate:limits-answer':
+        primaryLink.settle(m);
         return;
     }
   });
