@@ -396,16 +396,21 @@ export class Forwarder implements UpstreamHandler {
     this.#held = [];
     this.#controller?.pause();
     const settled = (page: Replacement | undefined): void => this.#replacementSettled(hooks, head, reason, page);
-    rep.then(settled, () => settled(undefined));
+    // A throw from a settled promise would be an unhandled rejection (the process ends): cut this response instead.
+    rep.then(settled, () => settled(undefined)).catch((err: Error) => {
+      if (!responseGone(this.#r.res)) this.#r.res.destroy(err);
+    });
   }
 
-  #writeShapedHead(hooks: readonly ResponseHook[], head: ResponseHead, reason: string): void {
+  /** Runs the head hooks and writes the head; false when the head was invalid (the attempt is aborted). */
+  #writeShapedHead(hooks: readonly ResponseHook[], head: ResponseHead, reason: string): boolean {
     const transforms = runHeadHooks(hooks, head);
     if (!this.#writeHead(head.status, reason, head.headers)) {
       for (const t of transforms) t.destroy();
-      return;
+      return false;
     }
     if (transforms.length > 0) this.#out = bodySink(this.#r.res, transforms);
+    return true;
   }
 
   /** Sends `rep` in place of the upstream's body, which is then read and dropped. */
@@ -420,16 +425,19 @@ export class Forwarder implements UpstreamHandler {
     else bodySink(res, transforms).end(rep.body);
   }
 
+
+  /** The awaited page is known (or not): it goes out, or the held original does. */
   #replacementSettled(hooks: readonly ResponseHook[], head: ResponseHead, reason: string, page: Replacement | undefined): void {
     const held = this.#held ?? [];
     this.#held = undefined;
     if (this.#clientGone || responseGone(this.#r.res) || (this.#done && this.#heldEnd === undefined)) return;
-    if (page !== undefined) this.#sendReplacement(hooks, head, page);
-    else {
-      this.#writeShapedHead(hooks, head, reason);
-      for (const chunk of held) this.#write(chunk);
-    }
     const ended = this.#heldEnd;
+    if (page !== undefined) this.#sendReplacement(hooks, head, page);
+    else if (!this.#writeShapedHead(hooks, head, reason)) {
+      // Invalid upstream fields: the response is committed, so it is cut (the attempt ended: nothing to abort).
+      if (ended !== undefined) this.#finish(new GatewayError('upstream_bad_response', 'invalid upstream response headers'));
+      return;
+    } else for (const chunk of held) this.#write(chunk);
     if (ended === undefined) {
       this.#controller?.resume();
       return;

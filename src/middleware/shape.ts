@@ -95,6 +95,7 @@ export function writeOwn(res: ServerResponse, status: number, headers: string[],
     bodySink(res, transforms).end(b);
   };
   const rep = findReplacement(hooks, head);
-  if (isPromise<Replacement | undefined>(rep)) rep.then(finish, () => finish(undefined));
+  // A throw from a settled promise would be an unhandled rejection (the process ends): this response's alone.
+  if (isPromise<Replacement | undefined>(rep)) rep.then(finish, () => finish(undefined)).catch((err: Error) => res.destroy(err));
   else finish(rep);
 }

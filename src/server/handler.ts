@@ -158,6 +158,18 @@ class Exchange implements ForwardObserver {
   /** The chain ended: its answer goes out, or the route's action runs. Nothing once the client is gone. */
   #chainDone(outcome: ChainOutcome, err: unknown, resolved: ResolvedRequest): void {
     if (this.#chain!.finished || this.#res.destroyed) return;
+    try {
+      this.#chainEnded(outcome, err, resolved);
+    } catch (bug) {
+      // Called from a settled promise, a throw would be an unhandled rejection, which ends the
+      // process: it stays this request's.
+      this.#o.log.error({ reqId: this.#requestId, err: (bug as Error).message }, 'request failed inside waygate');
+      if (!this.#res.headersSent) this.fail(new GatewayError('internal', 'internal error', { cause: bug }));
+      else this.#res.destroy(bug as Error);
+    }
+  }
+
+  #chainEnded(outcome: ChainOutcome, err: unknown, resolved: ResolvedRequest): void {
     if (outcome === undefined) return this.#act(resolved);
     const { answer, by } = outcome;
     if (err !== undefined) this.#o.log.error({ reqId: this.#requestId, middleware: by.name, kind: by.kind, err: (err as Error)?.message ?? String(err) }, 'middleware failed inside waygate');

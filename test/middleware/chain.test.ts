@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { compileHeaderOps } from '../../src/forward/headers.ts';
 import { ChainRequest, runChain } from '../../src/middleware/chain.ts';
 import type { ChainOutcome } from '../../src/middleware/chain.ts';
-import { findReplacement, replaceHead, runHeadHooks } from '../../src/middleware/shape.ts';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { findReplacement, replaceHead, runHeadHooks, writeOwn } from '../../src/middleware/shape.ts';
 import type { Answer, Middleware, MiddlewareRequest, ResponseHead, Verdict } from '../../src/middleware/types.ts';
 
 function incoming(headers: Record<string, string | string[]>, raw: string[] = []): IncomingMessage {
@@ -150,5 +152,34 @@ describe('response hooks', () => {
     expect(transforms).toEqual([t]);
     expect(runHeadHooks([], h)).toEqual([]);
     t.destroy();
+  });
+});
+
+describe('writeOwn', () => {
+  it('cuts the response, and nothing escapes, when a head written after an awaited hook is invalid', async () => {
+    // Regression: the answer was written from a promise callback, where a throw (ERR_INVALID_CHAR)
+    // became an unhandled rejection, which ends a Node process.
+    const rejections: unknown[] = [];
+    const onRejection = (r: unknown): void => void rejections.push(r);
+    process.on('unhandledRejection', onRejection);
+    const server = createServer((_req, res) => {
+      writeOwn(res, 403, ['x-bad', 'a\nb', 'content-length', '1'], 'x', [{ replace: () => Promise.resolve(undefined) }], false);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const outcome = await new Promise<string>((resolve) => {
+        const req = request({ port, host: '127.0.0.1', agent: false }, (res) => resolve(`status ${res.statusCode}`));
+        req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        req.end();
+      });
+      expect(outcome).toBe('ECONNRESET');
+      await new Promise((r) => setImmediate(r));
+      expect(rejections).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
