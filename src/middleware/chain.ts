@@ -191,3 +191,13 @@ export function runChain(list: readonly Middleware[], r: ChainRequest, done: Cha
   };
   next();
 }
+
+/**
+ * An answer's head and body as waygate writes them: content-length added, except for a 204 or
+ * 304, which carry neither a body nor a content-length (RFC 9110 §8.6, §15.4.5).
+ */
+export function answerParts(answer: Answer): { headers: string[]; body: Buffer | undefined } {
+  if (answer.status === 204 || answer.status === 304) return { headers: [...answer.headers], body: undefined };
+  const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
+  return { headers: [...answer.headers, 'content-length', String(body.length)], body };
+}

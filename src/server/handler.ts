@@ -20,7 +20,7 @@ import { declaresBody } from '../forward/body.ts';
 import { Forwarder } from '../forward/forwarder.ts';
 import type { ForwardObserver } from '../forward/forwarder.ts';
 import type { BodyLimits } from '../forward/body.ts';
-import { ChainRequest, runChain } from '../middleware/chain.ts';
+import { answerParts, ChainRequest, runChain } from '../middleware/chain.ts';
 import type { ChainOutcome } from '../middleware/chain.ts';
 import { writeOwn } from '../middleware/shape.ts';
 import type { Middleware } from '../middleware/types.ts';
@@ -177,12 +177,10 @@ class Exchange implements ForwardObserver {
       this.#rejectedBy = by.name;
       this.#o.onRejected?.(this.#route!, by);
     }
-    // RFC 9110 §8.6: a 204 or 304 carries no body and no content-length.
-    const bodiless = answer.status === 204 || answer.status === 304;
-    const body = bodiless ? EMPTY : typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-    const headers = this.#withListenerHeaders(bodiless ? [...answer.headers, 'x-request-id', this.#requestId] : [...answer.headers, 'content-length', String(body.length), 'x-request-id', this.#requestId]);
-    this.#bytesOut = this.#req.method === 'HEAD' ? 0 : body.length;
-    writeOwn(this.#res, answer.status, headers, body, this.#chain!.hooks, bodiless || this.#req.method === 'HEAD');
+    const { headers, body } = answerParts(answer);
+    const noBody = body === undefined || this.#req.method === 'HEAD';
+    this.#bytesOut = noBody ? 0 : body.length;
+    writeOwn(this.#res, answer.status, this.#withListenerHeaders([...headers, 'x-request-id', this.#requestId]), body ?? EMPTY, this.#chain!.hooks, noBody);
   }
 
   /** The route's action: answer (respond, redirect) or forward. */

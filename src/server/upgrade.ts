@@ -11,7 +11,7 @@ import { GatewayError } from '../errors.ts';
 import { declaresBody } from '../forward/body.ts';
 import { Tunnel } from '../forward/tunnel.ts';
 import type { TunnelEnd, TunnelObserver } from '../forward/tunnel.ts';
-import { ChainRequest, runChain } from '../middleware/chain.ts';
+import { answerParts, ChainRequest, runChain } from '../middleware/chain.ts';
 import type { ChainOutcome } from '../middleware/chain.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
@@ -120,10 +120,8 @@ class Upgrade implements TunnelObserver {
         this.#rejectedBy = by.name;
         this.#o.onRejected?.(this.#route!, by);
       }
-      // RFC 9110 §8.6: a 204 or 304 carries no body and no content-length.
-      if (answer.status === 204 || answer.status === 304) return this.#answer(answer.status, [...answer.headers], undefined);
-      const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-      this.#answer(answer.status, [...answer.headers, 'content-length', String(body.length)], body);
+      const { headers, body } = answerParts(answer);
+      this.#answer(answer.status, headers, body);
     } catch (e) {
       // After an await, nothing catches this but the process: it stays this handshake's.
       this.#o.log.error({ reqId: this.#requestId, err: (e as Error).message }, 'websocket upgrade failed inside waygate');

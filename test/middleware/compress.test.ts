@@ -7,25 +7,14 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { brotliDecompressSync, constants, createBrotliDecompress, createGunzip, createZstdDecompress, gunzipSync, zstdDecompressSync } from 'node:zlib';
 import type { Transform } from 'node:stream';
+import { testDeps, testRequest } from './request.ts';
 import { describe, expect, it, vi } from 'vitest';
 import { formatConfigError, parseRoutesText } from '../../src/config/load.ts';
 import { compress, createCompressor, DEFAULT_LEVELS, DEFAULT_MIN_BYTES, FLUSH_DELAY_MS } from '../../src/middleware/compress.ts';
 import type { Coding } from '../../src/middleware/accept-encoding.ts';
-import type { LimitStores } from '../../src/middleware/limits/stores.ts';
-import type { BuildDeps, Middleware, MiddlewareRequest, ResponseHead, ResponseHook } from '../../src/middleware/types.ts';
-import { createLoggers } from '../../src/observe/logger.ts';
+import type { Middleware, ResponseHead } from '../../src/middleware/types.ts';
 
-const deps: BuildDeps = {
-  name: 'squeeze',
-  files: new Map(),
-  pools: new Map(),
-  target: () => {
-    throw new Error('compress asks for no target');
-  },
-  // compress keeps no counters: a store it never calls.
-  limits: undefined as unknown as LimitStores,
-  log: createLoggers({ level: 'silent', access: false, destination: { write: () => {} } }).log,
-};
+const deps = testDeps('squeeze');
 
 function build(options: Record<string, unknown> = {}): Middleware {
   return compress.build(compress.options.parse(options), deps);
@@ -34,19 +23,8 @@ function build(options: Record<string, unknown> = {}): Middleware {
 const BROWSER = 'gzip, deflate, br, zstd';
 
 /** A request as the chain hands it over, recording the hooks registered on it. */
-function request(headers: Record<string, string> = { 'accept-encoding': BROWSER }, method = 'GET', websocket = false): MiddlewareRequest & { hooks: ResponseHook[] } {
-  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-  const hooks: ResponseHook[] = [];
-  return {
-    method, scheme: 'https', host: 'www.example.com', hostHeader: 'www.example.com', uri: '/page', clientIp: '127.0.0.1',
-    requestId: 'req-1', route: 'web', websocket,
-    header: (n) => lower[n],
-    rawHeaders: Object.entries(headers).flat(),
-    upstream: { remove: () => {}, set: () => {} },
-    onResponse: (h) => hooks.push(h),
-    onDone: () => {},
-    hooks,
-  };
+function request(headers: Record<string, string> = { 'accept-encoding': BROWSER }, method = 'GET', websocket = false): ReturnType<typeof testRequest> {
+  return testRequest({ method, host: 'www.example.com', uri: '/page', route: 'web', websocket, headers });
 }
 
 /** Runs a request through `mw` and its hooks over a response head, as the forwarder does. */

@@ -1,42 +1,20 @@
 // The cors middleware built directly and driven with request objects: what a browser's
 // preflight gets, which fields an actual response carries, and the load errors of bad options.
+import { testDeps, testRequest } from './request.ts';
 import { describe, expect, it } from 'vitest';
 import { formatConfigError, parseRoutesText } from '../../src/config/load.ts';
 import { addVaryOrigin, cors } from '../../src/middleware/cors.ts';
-import type { LimitStores } from '../../src/middleware/limits/stores.ts';
-import type { Answer, BuildDeps, Middleware, MiddlewareRequest, ResponseHead, ResponseHook } from '../../src/middleware/types.ts';
-import { createLoggers } from '../../src/observe/logger.ts';
+import type { Answer, Middleware, ResponseHead } from '../../src/middleware/types.ts';
 
-const deps: BuildDeps = {
-  name: 'web-cors',
-  files: new Map(),
-  pools: new Map(),
-  target: () => {
-    throw new Error('cors asks for no target');
-  },
-  // cors keeps no counters: a store it never calls.
-  limits: undefined as unknown as LimitStores,
-  log: createLoggers({ level: 'silent', access: false, destination: { write: () => {} } }).log,
-};
+const deps = testDeps('web-cors');
 
 function build(options: Record<string, unknown>): Middleware {
   return cors.build(cors.options.parse(options), deps);
 }
 
 /** A request as the chain hands it over, recording the hooks registered on it. */
-function request(method: string, headers: Record<string, string>): MiddlewareRequest & { hooks: ResponseHook[] } {
-  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-  const hooks: ResponseHook[] = [];
-  return {
-    method, scheme: 'https', host: 'api.example.com', hostHeader: 'api.example.com', uri: '/things', clientIp: '127.0.0.1',
-    requestId: 'req-1', route: 'api', websocket: false,
-    header: (n) => lower[n],
-    rawHeaders: Object.entries(headers).flat(),
-    upstream: { remove: () => {}, set: () => {} },
-    onResponse: (h) => hooks.push(h),
-    onDone: () => {},
-    hooks,
-  };
+function request(method: string, headers: Record<string, string>): ReturnType<typeof testRequest> {
+  return testRequest({ method, host: 'api.example.com', uri: '/things', route: 'api', headers });
 }
 
 const preflight = (origin: string, extra: Record<string, string> = {}) =>

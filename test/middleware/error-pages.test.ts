@@ -1,12 +1,12 @@
 // The errorPages middleware built directly, its replace() hook called on response heads as the
 // forwarder calls it: pages from a file and from a real pool over real sockets, the statuses it
 // replaces and the ones it leaves alone, and the load errors of bad options.
+import { testDeps, testRequest } from './request.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICIES } from '../../src/balance/index.ts';
 import { formatConfigError, parseRoutesText } from '../../src/config/load.ts';
 import { contentTypeOf, errorPages, MAX_PAGE_BYTES } from '../../src/middleware/error-pages.ts';
-import type { LimitStores } from '../../src/middleware/limits/stores.ts';
-import type { BuildDeps, Middleware, MiddlewareRequest, Replacement, ResponseHead, ResponseHook } from '../../src/middleware/types.ts';
+import type { BuildDeps, Middleware, Replacement, ResponseHead } from '../../src/middleware/types.ts';
 import { createLoggers } from '../../src/observe/logger.ts';
 import { UpstreamPool } from '../../src/upstream/pool.ts';
 import { Target } from '../../src/upstream/target.ts';
@@ -29,18 +29,7 @@ function pool(name: string, urls: string[]): UpstreamPool {
 }
 
 function deps(extra: Partial<BuildDeps> = {}): BuildDeps {
-  return {
-    name: 'nice-errors',
-    files: new Map(),
-    pools: new Map(),
-    target: () => {
-      throw new Error('errorPages asks for no target');
-    },
-    // errorPages keeps no counters: a store it never calls.
-    limits: undefined as unknown as LimitStores,
-    log,
-    ...extra,
-  };
+  return testDeps('nice-errors', { log, ...extra });
 }
 
 function build(options: Record<string, unknown>, d: BuildDeps): Middleware {
@@ -48,18 +37,8 @@ function build(options: Record<string, unknown>, d: BuildDeps): Middleware {
 }
 
 /** A request as the chain hands it over, recording the hooks registered on it. */
-function request(headers: Record<string, string> = {}): MiddlewareRequest & { hooks: ResponseHook[] } {
-  const hooks: ResponseHook[] = [];
-  return {
-    method: 'GET', scheme: 'http', host: 'shop.test', hostHeader: 'shop.test', uri: '/cart', clientIp: '127.0.0.1',
-    requestId: 'req-42', route: 'shop', websocket: false,
-    header: (n) => headers[n],
-    rawHeaders: Object.entries(headers).flat(),
-    upstream: { remove: () => {}, set: () => {} },
-    onResponse: (h) => hooks.push(h),
-    onDone: () => {},
-    hooks,
-  };
+function request(headers: Record<string, string> = {}): ReturnType<typeof testRequest> {
+  return testRequest({ scheme: 'http', host: 'shop.test', uri: '/cart', route: 'shop', headers });
 }
 
 /** What the middleware's hook gives for a head of this status. */
@@ -150,13 +129,13 @@ describe('errorPages from a pool', () => {
     const p = pool('pages', [pages.url]);
     const mw = build({ status: ['500-504'], pool: 'pages', path: '/errors/{status}.html' }, poolDeps(p));
     const rep = await replaced(mw, 503);
-    expect(rep?.body.toString()).toBe('<p>status 503 for req-42</p>');
+    expect(rep?.body.toString()).toBe('<p>status 503 for req-1</p>');
     expect(rep?.headers).toEqual(['content-type', 'text/html; charset=utf-8', 'content-language', 'en']);
     const seen = pages.seen.at(-1)!;
     expect(seen.method).toBe('GET');
     expect(seen.url).toBe('/errors/503.html');
     expect(seen.headers.host).toBe(`127.0.0.1:${pages.port}`);
-    expect((await replaced(mw, 502, true))?.body.toString()).toBe('<p>status 502 for req-42</p>');
+    expect((await replaced(mw, 502, true))?.body.toString()).toBe('<p>status 502 for req-1</p>');
     expect(p.targets[0].inFlight).toBe(0);
   });
 

@@ -1,33 +1,18 @@
 // ipAllowList built directly (SPEC §8): IPv4 and IPv6 ranges and single addresses, an
 // IPv4-mapped IPv6 client against IPv4 ranges, anything that is not an address refused, the 403
 // answer (synchronous), explain naming the range that matched, and the options' load errors.
+import { testDeps, testRequest } from './request.ts';
 import { describe, expect, test } from 'vitest';
 import { ipAllowList, VERDICT_ENTRIES } from '../../src/middleware/ip-allow-list.ts';
-import type { Answer, BuildDeps, Middleware, MiddlewareRequest } from '../../src/middleware/types.ts';
-import { createLoggers } from '../../src/observe/logger.ts';
+import type { Answer, Middleware, MiddlewareRequest } from '../../src/middleware/types.ts';
 
 function build(sourceRange: unknown): Middleware {
-  const { log } = createLoggers({ level: 'silent', access: false, destination: { write: () => {} } });
-  const deps: BuildDeps = {
-    name: 'office-only',
-    files: new Map(),
-    pools: new Map(),
-    target: () => {
-      throw new Error('ipAllowList needs no target');
-    },
-    // ipAllowList keeps no limit state: nothing here is ever called.
-    limits: undefined as never,
-    log,
-  };
+  const deps = testDeps('office-only');
   return ipAllowList.build(ipAllowList.options.parse({ sourceRange }), deps);
 }
 
 function from(clientIp: string): MiddlewareRequest {
-  return {
-    method: 'GET', scheme: 'http', host: 'a.test', hostHeader: 'a.test', uri: '/', clientIp, requestId: 'r1', route: 'r', websocket: false,
-    header: () => undefined, rawHeaders: [],
-    upstream: { remove: () => {}, set: () => {} }, onResponse: () => {}, onDone: () => {},
-  };
+  return testRequest({ scheme: 'http', host: 'a.test', clientIp });
 }
 
 const RANGES = ['10.0.0.0/8', '192.168.1.7', '2001:db8::/32', '::1'];
