@@ -3,12 +3,16 @@
 // host; and the short timeouts that make every fault end quickly. A tcp pool (L4, SPEC §7) gets
 // a tcpRoute of its name on the TCP listener its fault names (one listener per plain pool, one
 // shared by the SNI routes), a udp pool a udpRoute of its name on its UDP listener (sessionIdle
-// from the soak's timeouts), and waygate.yaml gets every such listener on port 0.
+// from the soak's timeouts), and waygate.yaml gets every such listener on port 0. A pool's route
+// lists its middlewares (SPEC §8, the routes file's `middlewares:`); a `store: redis` rate limit
+// makes the soak start a redis-server (kit/mw-redis.ts) and name it in waygate.yaml.
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { makeCa, makeLeaf } from '../tls-helpers.ts';
+import { middlewareMap, needsRedis, redisConfig } from './kit/mw-config.ts';
+import { SoakRedis } from './kit/mw-redis.ts';
 import type { PoolSpec, SoakTimeouts } from './types.ts';
 import { UpstreamHost } from './upstreams.ts';
 
@@ -25,6 +29,8 @@ export interface World {
   configFile: string;
   upstreams: UpstreamHost;
   pools: PoolSpec[];
+  /** The Redis of `store: redis` rate limits, when a route has one. */
+  redis?: SoakRedis;
 }
 
 /**
@@ -37,9 +43,11 @@ export function routesYaml(pools: readonly PoolSpec[], t: SoakTimeouts): string 
   const l7 = pools.filter((p) => p.kind !== 'tcp' && p.kind !== 'udp');
   const l4 = pools.filter((p) => p.kind === 'tcp');
   const udp = pools.filter((p) => p.kind === 'udp');
+  const middlewares = middlewareMap(pools);
   return stringify({
+    ...(middlewares === undefined ? {} : { middlewares }),
     pools: Object.fromEntries(pools.map((p) => [p.name, { targets: p.targets, timeouts: p.kind === 'tcp' || p.kind === 'udp' ? { connect: `${t.connect}ms` } : timeouts, ...p.options }])),
-    routes: l7.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, pool: p.name })),
+    routes: l7.map((p) => ({ name: p.name, match: { path: `/${p.name}/*` }, ...(p.middlewares === undefined ? {} : { middlewares: p.middlewares.map((m) => m.name) }), pool: p.name })),
     tcpRoutes: l4.map((p) => ({
       name: p.name,
       listener: p.l4!.listener,
@@ -66,8 +74,8 @@ export function udpListeners(pools: readonly PoolSpec[]): string[] {
 /** Client addresses a UDP listener tracks at once (the burst client opens up to 50 each). */
 export const UDP_MAX_SESSIONS = 4096;
 
-/** waygate.yaml: loopback port 0 everywhere (the TCP and UDP listeners `tcp`, `udp` included), the soak's timeouts, access log on. */
-export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] = [], udp: readonly string[] = []): string {
+/** waygate.yaml: loopback port 0 everywhere (the TCP and UDP listeners `tcp`, `udp` included), the soak's timeouts, access log on, the Redis at `redis`. */
+export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] = [], udp: readonly string[] = [], redis?: string): string {
   return stringify({
     listeners: {
       http: { address: '127.0.0.1:0' },
@@ -81,6 +89,7 @@ export function staticYaml(dir: string, t: SoakTimeouts, tcp: readonly string[] 
     timeouts: { clientHeader: `${t.clientHeader}ms`, clientIdle: `${t.clientIdle}ms`, shutdown: `${SHUTDOWN_MS}ms` },
     limits: { maxBodySize: MAX_BODY },
     log: { level: 'info', access: true },
+    ...(redis === undefined ? {} : { redis: redisConfig(redis) }),
   });
 }
 
@@ -93,9 +102,17 @@ export async function prepare(timeouts: SoakTimeouts): Promise<World> {
   const leaf = await makeLeaf(['localhost', '127.0.0.1'], ca);
   const caFile = join(dir, 'upstream-ca.pem');
   await writeFile(caFile, ca.cert);
-  const upstreams = await UpstreamHost.start({ caFile, cert: leaf.cert, key: leaf.key, timeouts });
-  await writeFile(join(dir, 'routes', 'soak.yaml'), routesYaml(upstreams.pools, timeouts));
-  const configFile = join(dir, 'waygate.yaml');
-  await writeFile(configFile, staticYaml(dir, timeouts, tcpListeners(upstreams.pools), udpListeners(upstreams.pools)));
-  return { dir, configFile, upstreams, pools: upstreams.pools };
+  const upstreams = await UpstreamHost.start({ caFile, cert: leaf.cert, key: leaf.key, timeouts, dir });
+  let redis: SoakRedis | undefined;
+  try {
+    await writeFile(join(dir, 'routes', 'soak.yaml'), routesYaml(upstreams.pools, timeouts));
+    if (needsRedis(upstreams.pools)) redis = await SoakRedis.start(dir);
+    const configFile = join(dir, 'waygate.yaml');
+    await writeFile(configFile, staticYaml(dir, timeouts, tcpListeners(upstreams.pools), udpListeners(upstreams.pools), redis?.url));
+    return { dir, configFile, upstreams, pools: upstreams.pools, redis };
+  } catch (err) {
+    await redis?.close();
+    await upstreams.close();
+    throw err;
+  }
 }

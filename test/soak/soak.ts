@@ -4,13 +4,16 @@
 // at once and at most `maxTasks` in all. The choices come
 // from one seeded PRNG: task i is the same for a given seed (and set of files) on every run;
 // which tasks overlap, and how many fit in N seconds, depends on timing and is not reproducible.
-// Then the checks of checks.ts, and a report (report.ts).
+// Meanwhile the Redis of the `store: redis` rate limit is paused, killed and restarted
+// (kit/mw-chaos.ts). Then the checks of checks.ts and kit/mw-checks.ts, and a report (report.ts).
 import { rm } from 'node:fs/promises';
 import * as checks from './checks.ts';
 import type { Check, Rest } from './checks.ts';
 import { sendAll } from './clients/normal.ts';
 import { echoOnce, tcpPools } from './kit/l4.ts';
 import { udpEchoOnce, udpPools } from './kit/udp.ts';
+import { MwChaos } from './kit/mw-chaos.ts';
+import * as mwChecks from './kit/mw-checks.ts';
 import { wsSession } from './clients/websocket.ts';
 import { asTask, nameClients } from './ports.ts';
 import { Rng } from './prng.ts';
@@ -223,6 +226,7 @@ export async function planOnly(options: SoakOptions, n: number): Promise<string[
     });
   } finally {
     await world.upstreams.close();
+    await world.redis?.close();
     await rm(world.dir, { recursive: true, force: true });
   }
 }
@@ -264,6 +268,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   };
   const world = await prepare(SOAK_TIMEOUTS);
   let gw: WaygateProcess | undefined;
+  let chaos: MwChaos | undefined;
   const agents = makeAgents();
   try {
     const pools = selectPools(options, world.pools);
@@ -302,6 +307,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const stopAt = started + options.seconds * 1000;
     let lastProgress = started;
     const scopes = new Set<Scope>();
+    if (world.redis !== undefined) {
+      chaos = new MwChaos(world.redis, () => gw!, baseShared, log);
+      chaos.start(options.seconds * 1000);
+    }
 
     const finish = (rec: TaskRecord, outcome: Outcome): void => {
       rec.end = Date.now();
@@ -453,6 +462,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (!gw.alive) onCrash(gw);
     }
     report.ranMs = Date.now() - started;
+    if (chaos !== undefined) report.checks.push(...(await chaos.stop()));
     agents.http.destroy();
     agents.https.destroy();
     if (options.tasks !== undefined && gw.alive) {
@@ -472,7 +482,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         if (udpPools(world.pools).length > 0) report.checks.push(await checks.checkUdpSessions(gw, SOAK_TIMEOUTS.sessionIdle));
         const drained = await checks.checkDrained(gw, world.upstreams, base);
         report.checks.push(...drained.checks);
-        for (const [pool, proto, n] of [['healthy', 'h1', 4], ['healthy', 'h2', 8], ['tls', 'h1', 4], ['h2c', 'h2', 8]] as const) {
+        for (const [pool, proto, n] of [['healthy', 'h1', 4], ['healthy', 'h2', 8], ['tls', 'h1', 4], ['h2c', 'h2', 8], ['mw-ip-allow', 'h2', 8]] as const) {
           if (!world.pools.some((p) => p.name === pool)) continue;
           const own = baseShared();
           report.checks.push(await checks.probe(own, pool, proto, n));
@@ -488,6 +498,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         if (udpPools(world.pools, 'ok').length > 0) {
           const own = baseShared();
           report.checks.push(await checks.probeUdp(own));
+          own.agents.http.destroy();
+          own.agents.https.destroy();
+        }
+        if (world.pools.some((p) => p.middlewares !== undefined)) {
+          report.checks.push(await mwChecks.checkViolations(world.upstreams));
+          report.checks.push(await mwChecks.checkRejections(gw, world.pools, records, gw.rejectedBy, crashed.size === 0));
+          const own = baseShared();
+          report.checks.push(await mwChecks.checkRedisLimitsAgain(gw, own));
           own.agents.http.destroy();
           own.agents.https.destroy();
         }
@@ -515,7 +533,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     agents.http.destroy();
     agents.https.destroy();
     if (!world.upstreams.alive) report.harnessError ??= `the upstream host exited: ${world.upstreams.stderr()}`;
+    await chaos?.stop().catch(() => []);
     await world.upstreams.close();
+    await world.redis?.close();
     if (options.keep !== true) await rm(world.dir, { recursive: true, force: true });
   }
   report.ok = report.harnessError === undefined && report.crashes.length === 0 && report.failedTasks === 0 && report.checks.every((c) => c.ok);

@@ -32,8 +32,22 @@ export interface PoolSpec {
   l4?: L4Spec;
   /** For `udp` pools: the `listeners.udp` name its udpRoute (named after the pool) is on, and what its targets do. */
   udp?: { listener: string; target: 'echo' | 'refuse' };
+  /** SPEC §8: the middlewares its route lists, in order (a name several pools list is defined once, the same way). */
+  middlewares?: MiddlewareSpec[];
   /** The fault module that started it. */
   fault: string;
+}
+
+/**
+ * One middleware of a pool's route (SPEC §8), as the routes file's `middlewares:` map defines it:
+ * `name: { kind: options }`. `rejects` is what the end-of-run check holds it to: `some` — once its
+ * clients reached the route, waygate_middleware_rejections_total moved for it; `never` — it stayed 0.
+ */
+export interface MiddlewareSpec {
+  name: string;
+  kind: string;
+  options: Record<string, unknown>;
+  rejects?: 'some' | 'never';
 }
 
 /** What an L4 target does (faults/l4.ts). */
@@ -155,8 +169,14 @@ export interface FaultContext {
   readonly caFile: string;
   /** The timeouts the gateway runs with, so a fault can stall just past (or short of) one. */
   readonly timeouts: SoakTimeouts;
-  /** Listens on 127.0.0.1:0 and tracks the server's sockets (all from the gateway); returns the port. */
-  listen(server: Server): Promise<number>;
+  /** The soak's temp dir (waygate.yaml and the routes are there): files a middleware reads (users, error pages) go here. */
+  readonly dir: string;
+  /**
+   * Listens on 127.0.0.1:0 and tracks the server's sockets (all from the gateway); returns the
+   * port. `stable`: a free port below the ephemeral range instead, so a server that stops
+   * listening (a dying auth service) finds it free when it listens on it again.
+   */
+  listen(server: Server, opts?: { stable?: boolean }): Promise<number>;
   /** A port nothing listens on. */
   closedPort(): Promise<number>;
   /** Counts one occurrence of a fault actually served, e.g. "reset/mid-body". */

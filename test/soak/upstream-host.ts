@@ -9,7 +9,7 @@ import { closedPort } from '../refusing-port.ts';
 
 /** The soak's messages to the host. */
 export type ToHost =
-  | { type: 'start'; caFile: string; cert: string; key: string; timeouts: SoakTimeouts }
+  | { type: 'start'; caFile: string; cert: string; key: string; timeouts: SoakTimeouts; dir: string }
   | { type: 'stats'; id: number }
   | { type: 'close' };
 
@@ -27,7 +27,28 @@ function send(msg: FromHost): void {
   process.send?.(msg);
 }
 
-async function listen(server: Server): Promise<number> {
+/** Ports a `stable` listener takes: below Linux's ephemeral range (32768+), where no port-0 socket lands. */
+const STABLE_PORT_MIN = 20_000;
+const STABLE_PORT_SPAN = 12_000;
+const STABLE_PORT_TRIES = 20;
+
+/** Binds `server` to a free stable port (a taken one is skipped). */
+async function listenStable(server: Server): Promise<void> {
+  for (let i = 0; ; i++) {
+    const port = STABLE_PORT_MIN + Math.floor(Math.random() * STABLE_PORT_SPAN);
+    const err = await new Promise<Error | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', resolve);
+        resolve(undefined);
+      });
+    });
+    if (err === undefined) return;
+    if (i >= STABLE_PORT_TRIES) throw err;
+  }
+}
+
+async function listen(server: Server, opts: { stable?: boolean } = {}): Promise<number> {
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('error', () => {});
@@ -38,10 +59,12 @@ async function listen(server: Server): Promise<number> {
   server.on('tlsClientError', () => {});
   server.on('sessionError', () => {});
   server.on('streamError', () => {});
+  if (opts.stable === true) await listenStable(server);
+  else await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // After the bind: a stable port found taken is skipped, not an error.
   server.on('error', (err) => {
     process.stderr.write(`upstream host: server error: ${(err as Error).stack}\n`);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   servers.push(server);
   return (server.address() as AddressInfo).port;
 }
@@ -52,6 +75,7 @@ async function start(msg: Extract<ToHost, { type: 'start' }>): Promise<void> {
     tls: { cert: msg.cert, key: msg.key },
     caFile: msg.caFile,
     timeouts: msg.timeouts,
+    dir: msg.dir,
     listen,
     closedPort,
     hit: (what) => void (hits[what] = (hits[what] ?? 0) + 1),

@@ -41,7 +41,7 @@ export class UpstreamHost {
   }
 
   /** Starts the host and its faults; resolves once every pool is listening. */
-  static async start(o: { caFile: string; cert: string; key: string; timeouts: SoakTimeouts }): Promise<UpstreamHost> {
+  static async start(o: { caFile: string; cert: string; key: string; timeouts: SoakTimeouts; dir: string }): Promise<UpstreamHost> {
     const proc = spawn(process.execPath, [HOST_ENTRY], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     const reap = (): void => void proc.kill('SIGKILL');
     process.once('exit', reap);

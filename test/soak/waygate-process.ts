@@ -56,6 +56,8 @@ export class WaygateProcess {
   readonly samples: Record<string, string[]> = {};
   /** Upstream requests that failed because the target refused their HTTP/2 stream, by pool. */
   readonly refusals: Record<string, number> = {};
+  /** Access lines naming a middleware in `rejectedBy` (SPEC §8), by "route middleware". */
+  readonly rejectedBy: Record<string, number> = {};
   /** L4 connection lines by route (or `listener NAME` when none matched), then termination. */
   readonly terminations: Record<string, Record<string, number>> = {};
   /** The first log lines at level error or above. */
@@ -161,11 +163,21 @@ export class WaygateProcess {
     });
   }
 
-  /** Every target of every pool in GET /status. */
+  /**
+   * Every target of every pool in GET /status, and the targets only /metrics shows (a
+   * middleware's own, such as forwardAuth's under pool "forwardAuth:NAME": SPEC §8), with their
+   * waygate_target_in_flight.
+   */
   async targets(): Promise<(TargetStatus & { pool: string })[]> {
     const r = await this.adminGet('/status');
     const status = JSON.parse(r.body) as { pools: { name: string; targets: TargetStatus[] }[] };
-    return status.pools.flatMap((p) => p.targets.map((t) => ({ ...t, pool: p.name })));
+    const out = status.pools.flatMap((p) => p.targets.map((t) => ({ ...t, pool: p.name })));
+    const known = new Set(out.map((t) => `${t.pool} ${t.url}`));
+    const metrics = (await this.adminGet('/metrics')).body;
+    for (const m of metrics.matchAll(/^waygate_target_in_flight\{pool="([^"]*)",target="([^"]*)"\} (\S+)$/gm)) {
+      if (!known.has(`${m[1]} ${m[2]}`)) out.push({ pool: m[1], url: m[2], inFlight: Number(m[3]), healthy: true, requests: 0, failures: 0 });
+    }
+    return out;
   }
 
   /** The sum of `waygate_open_connections` over every listener (GET /metrics). */
@@ -197,9 +209,13 @@ export class WaygateProcess {
     const port = udp ? -tcpOrUdpPort : tcpOrUdpPort;
     const found = (): ConnectionLine | undefined => {
       const list = this.#byPort.get(port) ?? [];
+      // With the listener known, the first line after `since` is this connection's: a later
+      // connection from the same port to the same listener can only start once it ended (one
+      // closed by a reset leaves no TIME_WAIT, so the port comes back at once).
+      if (listener !== undefined) return list.find((e) => e.at >= since && e.line.listener === listener)?.line;
       for (let i = list.length - 1; i >= 0; i--) {
         const e = list[i];
-        if (e.at >= since && (listener === undefined || e.line.listener === listener)) return e.line;
+        if (e.at >= since) return e.line;
       }
       return undefined;
     };
@@ -255,6 +271,17 @@ export class WaygateProcess {
         out.push(`:${port(f[1])} → :${port(f[2])} ${TCP_STATES[f[3]] ?? f[3]}`);
       }
     }
+    // A TCP socket the kernel has closed (a reset) leaves its table while the process still holds
+    // its descriptor: named by inode, so a descriptor that outlived its connection shows.
+    const listed = new Set<string>();
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6', '/proc/net/udp', '/proc/net/udp6', '/proc/net/unix']) {
+      const text = await readFile(table, 'utf8').catch(() => '');
+      for (const row of text.split('\n').slice(1)) {
+        const f = row.trim().split(/\s+/);
+        listed.add(table.endsWith('unix') ? f[6] : f[9]);
+      }
+    }
+    for (const inode of inodes) if (!listed.has(inode)) out.push(`socket:[${inode}] in no table (closed by the kernel, descriptor still open)`);
     return out.sort();
   }
 
@@ -286,7 +313,7 @@ export class WaygateProcess {
   #line(line: string): void {
     this.tail.push(line);
     if (this.tail.length > KEEP_TAIL) this.tail.shift();
-    let obj: { level?: number; msg?: string; status?: number; pool?: string | null; route?: string | null };
+    let obj: { level?: number; msg?: string; status?: number; pool?: string | null; route?: string | null; rejectedBy?: string };
     try {
       obj = JSON.parse(line) as typeof obj;
     } catch {
@@ -296,8 +323,13 @@ export class WaygateProcess {
     if (obj.msg === 'request') {
       const k = String(obj.status);
       this.statuses[k] = (this.statuses[k] ?? 0) + 1;
-      const byPool = (this.poolStatuses[obj.pool ?? '(none)'] ??= {});
+      // A middleware's rejection has no pool: it is counted under its route (named after its pool in the soak).
+      const byPool = (this.poolStatuses[obj.pool ?? (typeof obj.rejectedBy === 'string' ? obj.route : undefined) ?? '(none)'] ??= {});
       byPool[k] = (byPool[k] ?? 0) + 1;
+      if (typeof obj.rejectedBy === 'string') {
+        const r = `${obj.route ?? '(none)'} ${obj.rejectedBy}`;
+        this.rejectedBy[r] = (this.rejectedBy[r] ?? 0) + 1;
+      }
       if ((obj.status ?? 0) >= 500) {
         const list = (this.samples[`${obj.pool ?? '(none)'} ${k}`] ??= []);
         if (list.length < SAMPLES_KEPT) list.push(line);

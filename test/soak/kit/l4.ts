@@ -163,8 +163,9 @@ export interface LineWant {
 export async function checkLine(ctx: ClientContext, wire: Wire, want: LineWant): Promise<{ problem?: string; termination?: string; line?: ConnectionLine }> {
   const port = wire.localPort;
   if (port === 0) return { problem: 'the connection never came up, so it has no connection line' };
-  // The listener the wire dialled, by its port: the same client port may be in use towards another one.
-  const remote = wire.tcp.remotePort;
+  // The listener the wire dialled, by its port: the same client port may be in use towards another
+  // one. The dialled port, not tcp.remotePort: that is gone once the socket is (a refused connection).
+  const remote = wire.dialled;
   const listener = remote === ctx.gateway.https ? 'https' : Object.entries(ctx.gateway.tcp ?? {}).find(([, p]) => p === remote)?.[0];
   const line = await ctx.connectionLine(port, wire.since, LINE_WAIT_MS, false, listener);
   if (line === undefined) {

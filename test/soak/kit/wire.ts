@@ -33,6 +33,8 @@ export class Wire {
   #port = 0;
   /** When the connection was dialled (ms since the epoch): its gateway log line comes after. */
   readonly since = Date.now();
+  /** The gateway port it dialled (known after the socket is gone, unlike tcp.remotePort). */
+  readonly dialled: number;
 
   /**
    * `servername`: the TLS SNI (default localhost); `allowHalfOpen`: a FIN from the gateway does
@@ -40,6 +42,7 @@ export class Wire {
    */
   constructor(ctx: ClientContext, opts: { tls?: boolean; port?: number; alpn?: string[]; servername?: string; allowHalfOpen?: boolean } = {}) {
     const port = opts.port ?? (opts.tls === true ? ctx.gateway.https : ctx.gateway.http);
+    this.dialled = port;
     this.tcp = ctx.own(connect({ host: ctx.gateway.host, port, noDelay: true, allowHalfOpen: opts.allowHalfOpen === true }));
     this.socket = opts.tls === true
       ? ctx.own(tlsConnect({ socket: this.tcp, servername: opts.servername ?? 'localhost', rejectUnauthorized: false, ALPNProtocols: opts.alpn ?? ['http/1.1'] }))
