@@ -1,9 +1,11 @@
 // `npm run soak [-- --seconds N] [--seed S] [--concurrency C] [--only a,b] [--pools x,y]
 // [--task I] [--keep-going] [--keep] [--json FILE]`: the chaos soak (soak.ts). Prints progress, the
 // report and a one-line summary with the seed; exit code 0 on pass, 1 on any failure, 2 on bad
-// arguments.
+// arguments. The middleware routes' Redis is the Debian package redis-server: installed first when
+// it is missing, as test/global-setup.ts does for npm test.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { ensureRedisServer } from './kit/mw-redis.ts';
 import { randomSeed } from './prng.ts';
 import { reportLines } from './report.ts';
 import { MAX_CONCURRENCY, planOnly, runSoak } from './soak.ts';
@@ -57,6 +59,7 @@ if (seed > 0xffffffff) fail('--seed must fit in 32 bits');
 const seconds = num('seconds', 1) ?? 60;
 const concurrency = num('concurrency', 1);
 if (concurrency !== undefined && concurrency > MAX_CONCURRENCY) fail(`--concurrency is at most ${MAX_CONCURRENCY}`);
+ensureRedisServer();
 const planN = num('plan', 1);
 if (planN !== undefined) {
   const labels = await planOnly({ seconds, seed, only: list('only'), pools: list('pools') }, planN).catch((err: Error) => fail(err.message));

@@ -16,7 +16,7 @@ import { patternBody } from '../kit/pattern.ts';
 import type { Rng } from '../prng.ts';
 import type { ClientBehaviour, ClientContext, Outcome, PoolSpec } from '../types.ts';
 
-const PLANS: [AuthPlan, number][] = [['allow', 30], ['allow-anonymous', 6], ['allow-204', 5], ['slow-allow', 5], ['deny-401', 12], ['deny-302', 8], ['deny-403', 5], ['error-500', 4], ['oversize', 3], ['hang', 5], ['reset', 5], ['reset-mid', 5], ['die', 3]];
+const PLANS: [AuthPlan, number][] = [['allow', 30], ['allow-anonymous', 6], ['allow-204', 5], ['slow-allow', 5], ['deny-401', 12], ['deny-302', 8], ['deny-403', 5], ['error-500', 4], ['oversize', 3], ['hang', 5], ['reset', 5], ['reset-mid', 5], ['die', 1]];
 /** How a request forges its identity. */
 const FORGERIES = ['none', 'x-user', 'X-User', 'twice', 'underscore'] as const;
 type Forgery = (typeof FORGERIES)[number];
@@ -24,7 +24,8 @@ type Forgery = (typeof FORGERIES)[number];
 const ALLOW_BODIES = [0, 0, 100, 70_000, 300_000];
 const DENY_BODIES = [0, 0, 10, 2000, 70_000, 300_000];
 
-interface Planned {
+/** One planned request of a forwardAuth client. */
+export interface Planned {
   plan: AuthPlan;
   forgery: Forgery;
   method: string;
@@ -33,7 +34,8 @@ interface Planned {
   forged: string;
 }
 
-function forgedHeaders(p: Planned): Record<string, string | string[]> {
+/** The forged identity fields a request carries. */
+export function forgedHeaders(p: Planned): Record<string, string | string[]> {
   switch (p.forgery) {
     case 'none':
       return {};
@@ -49,7 +51,7 @@ function forgedHeaders(p: Planned): Record<string, string | string[]> {
 }
 
 /** Why `got` is not an answer `p` allows, or undefined. */
-function wrong(pool: PoolSpec, p: Planned, got: MwGot): string | undefined {
+export function wrongAuth(pool: PoolSpec, p: Planned, got: MwGot): string | undefined {
   const text = got.body.toString('utf8');
   if (got.status === AUTH_UNAVAILABLE.status && text === AUTH_UNAVAILABLE.body) return undefined;
   if (UNAVAILABLE_PLANS.includes(p.plan)) {
@@ -93,11 +95,12 @@ function wrong(pool: PoolSpec, p: Planned, got: MwGot): string | undefined {
   }
 }
 
-function planOne(rng: Rng, pool: PoolSpec): Planned {
+/** Plans one request to `pool` (on `variant`). */
+export function planOne(rng: Rng, pool: PoolSpec, variant = 'whoami'): Planned {
   const plan = rng.weighted(PLANS, ([, w]) => w)[0];
   const method = rng.pick(['GET', 'GET', 'POST']);
   const body = method === 'POST' ? rng.pick(ALLOWING.includes(plan) ? ALLOW_BODIES : DENY_BODIES) : 0;
-  return { plan, forgery: rng.pick(FORGERIES), method, body, path: `/${pool.name}/whoami?t=${rng.u32()}`, forged: `forged-${rng.u32().toString(16)}` };
+  return { plan, forgery: rng.pick(FORGERIES), method, body, path: `/${pool.name}/${variant}?t=${rng.u32()}`, forged: `forged-${rng.u32().toString(16)}` };
 }
 
 async function runOne(ctx: ClientContext, pool: PoolSpec, proto: Proto, p: Planned, session: ReturnType<typeof h2Session> | undefined, statuses: number[]): Promise<string | undefined> {
@@ -105,7 +108,7 @@ async function runOne(ctx: ClientContext, pool: PoolSpec, proto: Proto, p: Plann
   try {
     const got = await mwSend(ctx, proto, spec, session);
     statuses.push(got.status);
-    const why = wrong(pool, p, got);
+    const why = wrongAuth(pool, p, got);
     return why === undefined ? undefined : `${why}; got ${describeGot(got)}`;
   } catch (err) {
     return ctx.signal.aborted ? 'cut at the task deadline' : `no answer: ${(err as Error).message}`;

@@ -1,13 +1,14 @@
-// Clients of the compress routes (SPEC §8): GET or HEAD of pattern bodies (kit/pattern.ts) of
-// every size around minBytes, sized or chunked, of compressible and other media types, plus the
-// responses compress must leave alone (already gzip-encoded, a 206 range, no-transform, an event
-// stream), with an accept-encoding from a table of q-value cases. The coding of the answer must be
-// one the client weighs highest among the route's `encodings` (none when it prefers identity or
-// accepts none of them); the body must decode (gzip, br, zstd) to exactly the pattern — a decoding
-// failure is a failure — and an eligible response says `vary: accept-encoding`. Some clients go
-// away mid-body (the compressor must be torn down with the exchange).
+// Clients of the compress routes (SPEC §8): GET or HEAD of pattern bodies (kit/pattern.ts), or of
+// incompressible ones, of every size around minBytes, sized or chunked, of compressible and other
+// media types, plus the responses compress must leave alone (already gzip-encoded, a 206 range,
+// no-transform, an event stream), with an accept-encoding from a table of q-value cases. The
+// coding of the answer must be one the client weighs highest among the route's `encodings` (none
+// when it prefers identity or accepts none of them); the body must decode (gzip, br, zstd) to
+// exactly the bytes served — a decoding failure is a failure — and an eligible response says
+// `vary: accept-encoding`. Some clients go away mid-body (the compressor must be torn down with
+// the exchange).
 import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { bodyPath } from '../faults/mw-compress.ts';
+import { bodyPath, randomBody } from '../faults/mw-compress.ts';
 import { PROTOS } from '../kit/http-client.ts';
 import { MW, middlewareOf, mwPools } from '../kit/mw.ts';
 import { describeGot, field, mwSend } from '../kit/mw-http.ts';
@@ -75,10 +76,12 @@ const mwCompress: ClientBehaviour = {
     const [type, compressible] = rng.pick(TYPES);
     const special = rng.weighted(['none', 'pre', 'range', 'noTransform'] as const, (x) => (x === 'none' ? 16 : 1));
     const chunked = rng.chance(0.4);
+    // Incompressible bytes: the compressed answer is as large as the body.
+    const random = rng.chance(0.25);
     const method = rng.chance(0.1) ? 'HEAD' : 'GET';
     const accept = rng.pick(ACCEPT);
     const cut = method === 'GET' && rng.chance(0.15) ? { after: rng.int(0, 4096), how: rng.pick(['rst', 'close'] as const) } : undefined;
-    const path = `/${pool.name}/${bodyPath({ size, type, chunked, pre: special === 'pre', range: special === 'range', noTransform: special === 'noTransform' })}`;
+    const path = `/${pool.name}/${bodyPath({ size, type, chunked, pre: special === 'pre', range: special === 'range', noTransform: special === 'noTransform', random })}`;
     return {
       label: `mw-compress pool=${pool.name} ${proto} ${method} ${path} accept-encoding=${JSON.stringify(accept ?? null)}${cut === undefined ? '' : ` cut after ${cut.after}B by ${cut.how}`}`,
       pool: pool.name,
@@ -106,7 +109,7 @@ const mwCompress: ClientBehaviour = {
         } catch (err) {
           return fail(`the ${coding} body does not decode: ${(err as Error).message}`);
         }
-        if (!body.equals(patternBody(size))) return fail(`the body decodes to ${body.length} bytes that are not the ${size} bytes served`);
+        if (!body.equals(random ? randomBody(size) : patternBody(size))) return fail(`the body decodes to ${body.length} bytes that are not the ${size} bytes served`);
         return { ok: true, note: coding };
       },
     };

@@ -5,20 +5,23 @@
 // before or in the middle of a 200, and "die": the whole service goes away for a while (listener
 // closed, every connection destroyed) and comes back on the same port.
 //
-// Behind it, an upstream that records every x-user it receives: a value the auth service did not
+// Behind it, an upstream that records every x-user it receives (on requests and on WebSocket
+// handshakes, the other path through the chain): a value the auth service did not
 // issue for an allowing answer (a client's forged one, or one from a denial or a half-sent 200)
 // is a violation, counted as a `/!` fault hit that fails the run (kit/mw-checks.ts), and its
 // `whoami` answer tells the client what it got.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { content } from '../kit/content.ts';
-import { AUTH_CHALLENGE, AUTH_PLAN_HEADER, AUTH_REASON_HEADER, AUTH_TIMEOUT_MS, EMAIL_HEADER, MW, OVERSIZE_BYTES, USER_HEADER, authAnswerBody, authPlanOf, headerValues, loginLocation } from '../kit/mw.ts';
+import { AUTH_CHALLENGE, AUTH_PLAN_HEADER, AUTH_REASON_HEADER, AUTH_TIMEOUT_MS, EMAIL_HEADER, MW, OVERSIZE_BYTES, USER_HEADER, WS_ISSUED_HEADER, WS_USERS_HEADER, authAnswerBody, authPlanOf, headerValues, loginLocation } from '../kit/mw.ts';
 import type { AuthPlan, Whoami } from '../kit/mw.ts';
 import { variantOf } from '../kit/raw-server.ts';
 import type { FaultContext, UpstreamFault } from '../types.ts';
 
+/** RFC 6455 §1.3: what the accept key is made with. */
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Plans drawn when a check carries none (the generic clients' requests), with their weights. */
 const RANDOM_PLANS: [AuthPlan, number][] = [['allow', 40], ['allow-anonymous', 5], ['deny-401', 15], ['deny-302', 10], ['deny-403', 5], ['error-500', 3], ['hang', 5], ['reset', 5], ['reset-mid', 5], ['slow-allow', 5]];
 /** How long a `die` keeps the service away, at random in this range (ms). */
@@ -182,13 +185,18 @@ const mwAuth: UpstreamFault = {
     auth.setPort(authPort);
 
     // The protected upstream: judges every x-user it gets, and tells the client on `whoami`.
-    const upstream = createServer((req, res) => {
-      const users = headerValues(req.rawHeaders, USER_HEADER);
+    /** The x-user fields a request brought, each judged. */
+    const judge = (raw: readonly string[]): string[] => {
+      const users = headerValues(raw, USER_HEADER);
       for (const u of users) {
         if (poisoned.has(u)) ctx.hit('mw-auth/!an x-user of a denied or half-sent auth answer reached the upstream');
         else if (!issued.has(u)) ctx.hit('mw-auth/!an x-user the auth service never issued reached the upstream');
       }
       if (users.length > 1) ctx.hit('mw-auth/!several x-user fields reached the upstream');
+      return users;
+    };
+    const upstream = createServer((req, res) => {
+      const users = judge(req.rawHeaders);
       if (variantOf(req.url ?? '') !== 'whoami') return content(req, res, (what) => ctx.hit(`mw-auth/upstream ${what}`));
       req.on('error', () => {});
       res.on('error', () => {});
@@ -204,13 +212,29 @@ const mwAuth: UpstreamFault = {
       });
     });
     upstream.keepAliveTimeout = KEEP_ALIVE_MS;
+    // WebSocket handshakes (mw-auth-ws): the same judgement, then a 101 that says what came.
+    upstream.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      socket.on('error', () => {});
+      const users = judge(req.rawHeaders);
+      ctx.hit('mw-auth/upstream websocket');
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key'] ?? ''}${WS_GUID}`).digest('base64');
+      socket.end([
+        'HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade', `sec-websocket-accept: ${accept}`,
+        `${WS_USERS_HEADER}: ${JSON.stringify(users)}`, `${WS_ISSUED_HEADER}: ${JSON.stringify(users.map((u) => issued.has(u)))}`, '', '',
+      ].join('\r\n'));
+    });
     const port = await ctx.listen(upstream);
     const variants = ['whoami', 'echo', 'data?size=100', 'data?size=65536&chunked=1'];
     const address = `http://127.0.0.1:${authPort}/verify`;
+    const sso = { name: 'soak-sso', kind: 'forwardAuth', options: { address, authResponseHeaders: [USER_HEADER], timeout: `${AUTH_TIMEOUT_MS}ms` }, rejects: 'some' as const };
     return [
       {
         name: MW.auth, targets: [`http://127.0.0.1:${port}`], variants, expect: 'any', kind: 'http',
-        middlewares: [{ name: 'soak-sso', kind: 'forwardAuth', options: { address, authResponseHeaders: [USER_HEADER], timeout: `${AUTH_TIMEOUT_MS}ms` }, rejects: 'some' }],
+        middlewares: [sso],
+      },
+      {
+        name: MW.authWs, targets: [`http://127.0.0.1:${port}`], variants, expect: 'any', kind: 'http',
+        middlewares: [sso],
       },
       {
         name: MW.authListed, targets: [`http://127.0.0.1:${port}`], variants, expect: 'any', kind: 'http',

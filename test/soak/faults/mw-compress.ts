@@ -1,25 +1,38 @@
 // compress (SPEC §8) in front of an upstream that serves pattern bodies (kit/pattern.ts) of any
 // size and media type, sized or chunked, and the responses compress must leave alone: already
 // encoded (a gzip of the pattern, content-encoding: gzip), a 206 range, text/event-stream, a
-// cache-control: no-transform. `body?size=N&type=T[&chunked=1][&pre=gzip][&range=1][&nt=1]`.
+// cache-control: no-transform. `body?size=N&type=T[&chunked=1][&pre=gzip][&range=1][&nt=1][&rand=1]`;
+// `rand=1`: seeded bytes (kit/hello.ts seededBytes of seed RAND_SEED) that no coding shrinks, so a
+// compressed answer is as large as the body and a slow reader's backpressure must reach the upstream.
 // Two routes: every coding with minBytes 1 KiB, and gzip and br only with minBytes 16 KiB.
 import { createServer } from 'node:http';
 import { gzipSync } from 'node:zlib';
+import { seededBytes } from '../kit/hello.ts';
 import { MW, SQUEEZE_MIDDLEWARE } from '../kit/mw.ts';
 import { MAX_PATTERN_BYTES, patternBody } from '../kit/pattern.ts';
 import type { UpstreamFault } from '../types.ts';
 
 const PIECE = 16 * 1024;
-/** The pattern's gzip, made once per size asked (few sizes). */
-const gzipped = new Map<number, Buffer>();
+/** The bodies' gzip, made once per body asked (few sizes). */
+const gzipped = new Map<string, Buffer>();
+/** The seed of `rand=1` bodies. */
+export const RAND_SEED = 0x50a1c0de;
+let random: Buffer | undefined;
+
+/** The first `size` bytes of the incompressible body (one shared buffer: do not modify). */
+export function randomBody(size: number): Buffer {
+  random ??= seededBytes(RAND_SEED, MAX_PATTERN_BYTES);
+  return random.subarray(0, size);
+}
 
 /** A body variant's path. */
-export function bodyPath(o: { size: number; type: string; chunked?: boolean; pre?: boolean; range?: boolean; noTransform?: boolean }): string {
+export function bodyPath(o: { size: number; type: string; chunked?: boolean; pre?: boolean; range?: boolean; noTransform?: boolean; random?: boolean }): string {
   const q = new URLSearchParams({ size: String(o.size), type: o.type });
   if (o.chunked === true) q.set('chunked', '1');
   if (o.pre === true) q.set('pre', 'gzip');
   if (o.range === true) q.set('range', '1');
   if (o.noTransform === true) q.set('nt', '1');
+  if (o.random === true) q.set('rand', '1');
   return `body?${q}`;
 }
 
@@ -36,11 +49,12 @@ const mwCompress: UpstreamFault = {
       const chunked = url.searchParams.get('chunked') === '1';
       const pre = url.searchParams.get('pre') === 'gzip';
       const range = url.searchParams.get('range') === '1';
-      let body = patternBody(size);
+      const rand = url.searchParams.get('rand') === '1';
+      let body = rand ? randomBody(size) : patternBody(size);
       const headers: Record<string, string | number> = { 'content-type': type, etag: `"soak-${size}"` };
       if (pre) {
-        let z = gzipped.get(size);
-        if (z === undefined) gzipped.set(size, (z = gzipSync(body)));
+        let z = gzipped.get(`${rand}:${size}`);
+        if (z === undefined) gzipped.set(`${rand}:${size}`, (z = gzipSync(body)));
         body = z;
         headers['content-encoding'] = 'gzip';
       }

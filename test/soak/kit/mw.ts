@@ -10,6 +10,8 @@ export const MW = {
   auth: 'mw-auth',
   /** forwardAuth with authRequestHeaders listed and two authResponseHeaders. */
   authListed: 'mw-auth-listed',
+  /** forwardAuth (the same middleware as mw-auth's) in front of WebSocket handshakes. */
+  authWs: 'mw-auth-ws',
   /** rateLimit, store: redis. */
   redis: 'mw-redis',
   /** rateLimit, store: local, headers: true. */
@@ -105,6 +107,11 @@ export interface Whoami {
   /** Per x-user value: whether the auth service issued it. */
   issued: boolean[];
 }
+
+/** The upstream's 101 says which x-user fields (a JSON list) it got on the handshake, and whether each was issued. */
+export const WS_USERS_HEADER = 'x-soak-users';
+/** The same for the issued flags (a JSON list of booleans). */
+export const WS_ISSUED_HEADER = 'x-soak-issued';
 
 /** The basicAuth users (faults/mw-access.ts writes their hashes into the users file). */
 export const USERS = [
